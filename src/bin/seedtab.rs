@@ -1,0 +1,2 @@
+//! The `seedtab` command line (being written).
+fn main() {}
