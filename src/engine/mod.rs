@@ -1,1 +1,905 @@
-//! (being written)
+//! The sans-IO torrent session: one torrent, many peers. Bytes from peers go in with
+//! `peer_data`, bytes for peers come out of `transmit`, happenings come out of `poll_event`, and
+//! time comes in as milliseconds with every call. It verifies every piece's SHA-1 before it is
+//! stored, fetches the info dictionary over ut_metadata when only the info-hash is known, and
+//! serves what it has. It never touches sockets, clocks or randomness of its own.
+
+mod peer;
+mod picker;
+mod rate;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sha1::{Digest, Sha1};
+
+use crate::bitfield::Bitfield;
+use crate::id::{InfoHash, PeerId};
+use crate::metainfo::Metainfo;
+use crate::rng::Rng;
+use crate::store::{MemoryStore, PieceStore};
+use crate::wire::{
+    encode_piece_header, BlockRef, ExtendedHandshake, Frame, Handshake, Message,
+    MetadataAssembler, MetadataMsg, METADATA_PIECE_SIZE, UT_METADATA_LOCAL_ID,
+};
+
+use peer::{EarlyHave, Peer};
+use picker::Picker;
+pub use rate::RateMeter;
+
+/// The driver's name for one connection.
+pub type PeerKey = u64;
+
+/// Makes the store for a torrent once its metadata is known.
+pub type StoreFactory = Box<dyn FnMut(&Metainfo) -> Box<dyn PieceStore>>;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our block requests in flight to one peer (16 KiB each).
+    pub max_outstanding_requests: usize,
+    /// Its requests queued at us before we call it abusive and disconnect.
+    pub max_peer_requests: usize,
+    /// Peers we upload to at once.
+    pub max_unchoked: usize,
+    pub request_timeout_ms: u64,
+    pub keepalive_ms: u64,
+    /// A peer silent this long is dropped (keep-alives count).
+    pub idle_timeout_ms: u64,
+    pub max_message_len: u32,
+    /// Hash failures a peer may take part in before it is dropped.
+    pub max_hash_failures: u32,
+    /// Largest single block request we serve; WebTorrent drops peers that ask for more.
+    pub max_request_len: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_outstanding_requests: 96,
+            max_peer_requests: 512,
+            max_unchoked: 16,
+            request_timeout_ms: 30_000,
+            keepalive_ms: 55_000,
+            idle_timeout_ms: 150_000,
+            max_message_len: crate::wire::DEFAULT_MAX_MESSAGE_LEN,
+            max_hash_failures: 3,
+            max_request_len: 128 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The info dictionary arrived over ut_metadata and matched the info-hash.
+    MetadataReady,
+    PieceVerified(u32),
+    HashFailed { piece: u32 },
+    /// Every piece is verified and stored.
+    Done,
+    /// The driver must close this connection.
+    ClosePeer { key: PeerKey, reason: String },
+    /// The peer finished its handshake.
+    PeerReady { key: PeerKey, peer_id: PeerId },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub download_speed: f64,
+    pub upload_speed: f64,
+    pub num_peers: usize,
+    pub verified_bytes: u64,
+    pub total_bytes: u64,
+    pub progress: f64,
+}
+
+pub struct Session {
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    config: Config,
+    meta: Option<Metainfo>,
+    store: Option<Box<dyn PieceStore>>,
+    store_factory: StoreFactory,
+    have: Bitfield,
+    picker: Picker,
+    metadata: Option<MetadataAssembler>,
+    peers: BTreeMap<PeerKey, Peer>,
+    events: VecDeque<Event>,
+    rng: Rng,
+    download: RateMeter,
+    upload: RateMeter,
+    verified_bytes: u64,
+    done_reported: bool,
+}
+
+impl Session {
+    /// A session that knows the torrent; `have` says which pieces `store` already holds.
+    pub fn new(
+        meta: Metainfo,
+        peer_id: PeerId,
+        store: Box<dyn PieceStore>,
+        have: Bitfield,
+        config: Config,
+        seed: u64,
+    ) -> Session {
+        let mut s = Session::empty(meta.info_hash, peer_id, config, seed);
+        s.install_metadata(meta, Some(store), have);
+        s.done_reported = s.have.is_complete();
+        s
+    }
+
+    /// A session that knows only the info-hash; it fetches the metadata from peers and then
+    /// makes its store with `store_factory`.
+    pub fn from_info_hash(
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        store_factory: StoreFactory,
+        config: Config,
+        seed: u64,
+    ) -> Session {
+        let mut s = Session::empty(info_hash, peer_id, config, seed);
+        s.store_factory = store_factory;
+        s
+    }
+
+    fn empty(info_hash: InfoHash, peer_id: PeerId, config: Config, seed: u64) -> Session {
+        Session {
+            info_hash,
+            peer_id,
+            config,
+            meta: None,
+            store: None,
+            store_factory: Box::new(|m: &Metainfo| {
+                Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
+                    as Box<dyn PieceStore>
+            }),
+            have: Bitfield::new(0),
+            picker: Picker::default(),
+            metadata: None,
+            peers: BTreeMap::new(),
+            events: VecDeque::new(),
+            rng: Rng::new(seed),
+            download: RateMeter::default(),
+            upload: RateMeter::default(),
+            verified_bytes: 0,
+            done_reported: false,
+        }
+    }
+
+    fn install_metadata(&mut self, meta: Metainfo, store: Option<Box<dyn PieceStore>>, have: Bitfield) {
+        let n = meta.info.num_pieces();
+        let store = store.unwrap_or_else(|| (self.store_factory)(&meta));
+        self.have = if have.len() == n as usize { have } else { Bitfield::new(n as usize) };
+        self.verified_bytes = self.have.iter_set().map(|i| meta.info.piece_len(i as u32) as u64).sum();
+        self.picker = Picker::new(n);
+        self.store = Some(store);
+        self.metadata = None;
+        self.meta = Some(meta);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.resolve_early_have(key);
+        }
+    }
+
+    pub fn info_hash(&self) -> InfoHash {
+        self.info_hash
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    pub fn metainfo(&self) -> Option<&Metainfo> {
+        self.meta.as_ref()
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.meta.is_some() && self.have.is_complete()
+    }
+
+    pub fn num_peers(&self) -> usize {
+        self.peers.values().filter(|p| p.handshake_done).count()
+    }
+
+    /// Bytes still missing, when known.
+    pub fn left(&self) -> Option<u64> {
+        let meta = self.meta.as_ref()?;
+        Some(meta.info.total_length - self.verified_bytes)
+    }
+
+    /// Payload bytes sent to peers so far.
+    pub fn uploaded(&self) -> u64 {
+        self.upload.total()
+    }
+
+    /// Payload bytes received from peers so far (including any that later failed a check).
+    pub fn downloaded(&self) -> u64 {
+        self.download.total()
+    }
+
+    /// Refill every peer's request pipeline (after metadata arrives or a piece completes).
+    pub fn fill_all_requests(&mut self, now_ms: u64) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.fill_requests(key, now_ms);
+        }
+    }
+
+    pub fn stats(&mut self, now_ms: u64) -> Stats {
+        let total = self.meta.as_ref().map(|m| m.info.total_length).unwrap_or(0);
+        Stats {
+            downloaded: self.download.total(),
+            uploaded: self.upload.total(),
+            download_speed: self.download.rate(now_ms),
+            upload_speed: self.upload.rate(now_ms),
+            num_peers: self.num_peers(),
+            verified_bytes: self.verified_bytes,
+            total_bytes: total,
+            progress: if self.meta.is_none() {
+                0.0
+            } else if total == 0 {
+                1.0
+            } else {
+                self.verified_bytes as f64 / total as f64
+            },
+        }
+    }
+
+    /// The torrent's bytes in `offset..offset+len`, if all are verified.
+    pub fn read(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let meta = self.meta.as_ref()?;
+        let store = self.store.as_ref()?;
+        let info = &meta.info;
+        let end = offset.checked_add(len)?;
+        if end > info.total_length {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        let pl = info.piece_length as u64;
+        let mut pos = offset;
+        while pos < end {
+            let index = (pos / pl) as u32;
+            let begin = (pos % pl) as u32;
+            let take = (end - pos).min(info.piece_len(index) as u64 - begin as u64) as u32;
+            if !store.read_block(index, begin, take, &mut out) {
+                return None;
+            }
+            pos += take as u64;
+        }
+        Some(out)
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A connection to a peer of this torrent is open: we speak first with our handshake.
+    pub fn peer_connected(&mut self, key: PeerKey, now_ms: u64) {
+        let mut peer = Peer::new(self.config.max_message_len, now_ms);
+        peer.outbox.extend_from_slice(&Handshake::new(self.info_hash, self.peer_id).encode());
+        self.peers.insert(key, peer);
+    }
+
+    pub fn peer_closed(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.remove(&key) else { return };
+        for (block, _) in &peer.outstanding {
+            self.picker.cancel_request(block);
+        }
+        if self.meta.is_some() {
+            self.picker.remove_bitfield(&peer.have);
+        }
+        if !peer.am_choking {
+            self.rechoke();
+        }
+        if !peer.metadata_requests.is_empty() {
+            self.request_metadata_anywhere();
+        }
+    }
+
+    /// Keys of peers that have bytes waiting for `transmit`.
+    pub fn peers_with_output(&self) -> Vec<PeerKey> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.outbox.is_empty() || (!p.incoming.is_empty() && !p.am_choking))
+            .map(|(&k, _)| k)
+            .collect()
+    }
+
+    pub fn peer_keys(&self) -> Vec<PeerKey> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Up to about `max` bytes to send to `key` now, or None if nothing is waiting. The data is a
+    /// byte stream: one message may be split between two calls.
+    pub fn transmit(&mut self, key: PeerKey, max: usize, now_ms: u64) -> Option<Vec<u8>> {
+        let peer = self.peers.get_mut(&key)?;
+        let mut out = std::mem::take(&mut peer.outbox);
+        let mut uploaded = 0u64;
+        if let Some(store) = self.store.as_ref() {
+            while out.len() < max && !peer.am_choking {
+                let Some(req) = peer.incoming.pop_front() else { break };
+                encode_piece_header(req.index, req.begin, req.length, &mut out);
+                let header_at = out.len();
+                if !store.read_block(req.index, req.begin, req.length, &mut out) {
+                    // We advertised the piece, so this is a store failure: undo the header.
+                    out.truncate(header_at - 13);
+                    continue;
+                }
+                uploaded += req.length as u64;
+            }
+        }
+        if out.len() > max {
+            peer.outbox = out.split_off(max);
+        }
+        if uploaded > 0 {
+            peer.upload.add(uploaded, now_ms);
+            self.upload.add(uploaded, now_ms);
+        }
+        if out.is_empty() {
+            return None;
+        }
+        peer.last_sent_ms = now_ms;
+        Some(out)
+    }
+
+    /// Bytes that arrived from `key`, in any split.
+    pub fn peer_data(&mut self, key: PeerKey, data: &[u8], now_ms: u64) {
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        peer.last_recv_ms = now_ms;
+        peer.decoder.push(data);
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else { return };
+            let frame = match peer.decoder.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    self.close(key, format!("protocol error: {e}"));
+                    return;
+                }
+            };
+            if let Err(reason) = self.on_frame(key, frame, now_ms) {
+                self.close(key, reason);
+                return;
+            }
+        }
+        self.fill_requests(key, now_ms);
+    }
+
+    /// Timers: request time-outs, keep-alives, idle peers. Call about once a second.
+    pub fn tick(&mut self, now_ms: u64) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            let Some(peer) = self.peers.get_mut(&key) else { continue };
+            if now_ms.saturating_sub(peer.last_recv_ms) > self.config.idle_timeout_ms {
+                self.close(key, "idle timeout".into());
+                continue;
+            }
+            let timeout = self.config.request_timeout_ms;
+            let mut expired = Vec::new();
+            peer.outstanding.retain(|(b, at)| {
+                let keep = now_ms.saturating_sub(*at) < timeout;
+                if !keep {
+                    expired.push(*b);
+                }
+                keep
+            });
+            if now_ms.saturating_sub(peer.last_sent_ms) >= self.config.keepalive_ms
+                && peer.outbox.is_empty()
+            {
+                Message::KeepAlive.encode(&mut peer.outbox);
+            }
+            for b in &expired {
+                self.picker.cancel_request(b);
+            }
+            if !expired.is_empty() {
+                self.fill_requests(key, now_ms);
+            }
+        }
+        self.rechoke();
+    }
+
+    fn close(&mut self, key: PeerKey, reason: String) {
+        if self.peers.contains_key(&key) {
+            self.peer_closed(key);
+            self.events.push_back(Event::ClosePeer { key, reason });
+        }
+    }
+
+    fn send(&mut self, key: PeerKey, msg: &Message) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            msg.encode(&mut p.outbox);
+        }
+    }
+
+    fn on_frame(&mut self, key: PeerKey, frame: Frame, now_ms: u64) -> Result<(), String> {
+        let peer = self.peers.get_mut(&key).ok_or("gone")?;
+        let msg = match frame {
+            Frame::Handshake(h) => return self.on_handshake(key, h),
+            Frame::Message(m) => m,
+        };
+        if !peer.handshake_done {
+            return Err("message before handshake".into());
+        }
+        let num_pieces = self.meta.as_ref().map(|m| m.info.num_pieces());
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Suggest(_) => {}
+            Message::Choke => {
+                peer.peer_choking = true;
+                // Fast-extension peers reject what they drop; others drop silently. Either
+                // way, re-asking elsewhere is cheaper than waiting for a time-out.
+                let dropped: Vec<BlockRef> = peer.outstanding.drain(..).map(|(b, _)| b).collect();
+                for b in &dropped {
+                    self.picker.cancel_request(b);
+                }
+            }
+            Message::Unchoke => peer.peer_choking = false,
+            Message::Interested => {
+                peer.peer_interested = true;
+                self.rechoke();
+            }
+            Message::NotInterested => {
+                peer.peer_interested = false;
+                self.rechoke();
+            }
+            Message::Have(i) => {
+                match num_pieces {
+                    Some(n) if i >= n => return Err(format!("have for piece {i} of {n}")),
+                    Some(_) => {
+                        if peer.have.set(i as usize) {
+                            self.picker.add_have(i);
+                        }
+                    }
+                    None => {
+                        if peer.early_haves.len() < 1 << 20 {
+                            peer.early_haves.push(i);
+                        }
+                    }
+                }
+                self.update_interest(key);
+            }
+            Message::Bitfield(bytes) => {
+                match num_pieces {
+                    Some(n) => {
+                        let bf = Bitfield::from_wire(&bytes, n as usize).map_err(|e| e.to_string())?;
+                        self.picker.remove_bitfield(&peer.have);
+                        self.picker.add_bitfield(&bf);
+                        peer.have = bf;
+                    }
+                    None => peer.early_have = EarlyHave::Bitfield(bytes),
+                }
+                self.update_interest(key);
+            }
+            Message::HaveAll | Message::HaveNone => {
+                if !peer.fast {
+                    return Err("fast-extension message from a peer without it".into());
+                }
+                let all = msg == Message::HaveAll;
+                match num_pieces {
+                    Some(n) => {
+                        let bf = if all { Bitfield::full(n as usize) } else { Bitfield::new(n as usize) };
+                        self.picker.remove_bitfield(&peer.have);
+                        self.picker.add_bitfield(&bf);
+                        peer.have = bf;
+                    }
+                    None => peer.early_have = if all { EarlyHave::All } else { EarlyHave::Nothing },
+                }
+                self.update_interest(key);
+            }
+            Message::Request(req) => self.on_request(key, req)?,
+            Message::Cancel(req) => peer.incoming.retain(|r| *r != req),
+            Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now_ms)?,
+            Message::Reject(req) => {
+                if let Some(pos) = peer.outstanding.iter().position(|(b, _)| *b == req) {
+                    peer.outstanding.swap_remove(pos);
+                    self.picker.cancel_request(&req);
+                }
+            }
+            Message::AllowedFast(i) => {
+                if peer.allowed_fast.len() < 64 {
+                    peer.allowed_fast.push(i);
+                }
+            }
+            Message::Extended { id, payload } => self.on_extended(key, id, &payload)?,
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_handshake(&mut self, key: PeerKey, h: Handshake) -> Result<(), String> {
+        if h.info_hash != self.info_hash {
+            return Err("handshake for another torrent".into());
+        }
+        if h.peer_id == self.peer_id {
+            return Err("connected to ourselves".into());
+        }
+        let fast = h.supports_fast();
+        let extended = h.supports_extended();
+        let have_msg = self.have_message(fast);
+        let ext = extended.then(|| self.extended_handshake());
+        let peer = self.peers.get_mut(&key).ok_or("gone")?;
+        if peer.handshake_done {
+            return Err("second handshake".into());
+        }
+        peer.handshake_done = true;
+        peer.peer_id = Some(h.peer_id);
+        peer.fast = fast;
+        if let Some(m) = have_msg {
+            m.encode(&mut peer.outbox);
+        }
+        if let Some(payload) = ext {
+            Message::Extended { id: 0, payload }.encode(&mut peer.outbox);
+        }
+        if let Some(meta) = &self.meta {
+            peer.have = Bitfield::new(meta.info.num_pieces() as usize);
+        }
+        self.events.push_back(Event::PeerReady { key, peer_id: h.peer_id });
+        Ok(())
+    }
+
+    fn have_message(&self, fast: bool) -> Option<Message> {
+        let count = self.have.count();
+        if self.meta.is_none() || count == 0 {
+            return fast.then_some(Message::HaveNone);
+        }
+        if fast && self.have.is_complete() {
+            return Some(Message::HaveAll);
+        }
+        Some(Message::Bitfield(self.have.as_wire().to_vec()))
+    }
+
+    fn extended_handshake(&self) -> Vec<u8> {
+        let mut m = BTreeMap::new();
+        m.insert("ut_metadata".to_string(), UT_METADATA_LOCAL_ID);
+        ExtendedHandshake {
+            m,
+            metadata_size: self.meta.as_ref().map(|m| m.info_bytes.len() as u64),
+            v: Some("seedtab 0.1".into()),
+            reqq: Some(self.config.max_peer_requests as u32),
+            ..Default::default()
+        }
+        .encode()
+    }
+
+    /// Once the piece count is known, turn what a peer said early into a bitfield.
+    fn resolve_early_have(&mut self, key: PeerKey) {
+        let Some(n) = self.meta.as_ref().map(|m| m.info.num_pieces() as usize) else { return };
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if !peer.handshake_done {
+            return;
+        }
+        let mut bf = match std::mem::take(&mut peer.early_have) {
+            EarlyHave::All => Bitfield::full(n),
+            EarlyHave::Nothing => Bitfield::new(n),
+            EarlyHave::Bitfield(bytes) => match Bitfield::from_wire(&bytes, n) {
+                Ok(bf) => bf,
+                Err(e) => {
+                    self.close(key, e.to_string());
+                    return;
+                }
+            },
+        };
+        for i in std::mem::take(&mut peer.early_haves) {
+            bf.set(i as usize);
+        }
+        self.picker.add_bitfield(&bf);
+        peer.have = bf;
+        self.update_interest(key);
+    }
+
+    fn update_interest(&mut self, key: PeerKey) {
+        if self.meta.is_none() {
+            return;
+        }
+        let have = &self.have;
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let wants = peer.have.iter_set().any(|i| !have.get(i));
+        if wants != peer.am_interested {
+            peer.am_interested = wants;
+            let m = if wants { Message::Interested } else { Message::NotInterested };
+            m.encode(&mut peer.outbox);
+        }
+    }
+
+    /// Unchoke interested peers up to the slot limit, fastest uploaders to us first.
+    fn rechoke(&mut self) {
+        let mut interested: Vec<(PeerKey, u64)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.handshake_done && p.peer_interested)
+            .map(|(&k, p)| (k, p.download.total()))
+            .collect();
+        interested.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let unchoke: Vec<PeerKey> =
+            interested.iter().take(self.config.max_unchoked).map(|(k, _)| *k).collect();
+        let fast_reject: Vec<(PeerKey, Vec<BlockRef>)> = Vec::new();
+        let _ = fast_reject;
+        for (&key, peer) in self.peers.iter_mut() {
+            if !peer.handshake_done {
+                continue;
+            }
+            let should_unchoke = unchoke.contains(&key);
+            if should_unchoke == !peer.am_choking {
+                continue;
+            }
+            peer.am_choking = !should_unchoke;
+            if should_unchoke {
+                Message::Unchoke.encode(&mut peer.outbox);
+            } else {
+                Message::Choke.encode(&mut peer.outbox);
+                let dropped: Vec<BlockRef> = peer.incoming.drain(..).collect();
+                if peer.fast {
+                    for r in dropped {
+                        Message::Reject(r).encode(&mut peer.outbox);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, key: PeerKey, req: BlockRef) -> Result<(), String> {
+        let max_len = self.config.max_request_len;
+        let max_queue = self.config.max_peer_requests;
+        let valid = match &self.meta {
+            Some(meta) => {
+                req.index < meta.info.num_pieces()
+                    && req.length > 0
+                    && req.length <= max_len
+                    && (req.begin as u64 + req.length as u64) <= meta.info.piece_len(req.index) as u64
+            }
+            None => false,
+        };
+        let have = self.have.get(req.index as usize);
+        let peer = self.peers.get_mut(&key).ok_or("gone")?;
+        if self.meta.is_some() && !valid {
+            return Err(format!("bad request {req:?}"));
+        }
+        if peer.am_choking || !have {
+            if peer.fast {
+                Message::Reject(req).encode(&mut peer.outbox);
+            }
+            return Ok(());
+        }
+        if peer.incoming.len() >= max_queue {
+            return Err(format!("more than {max_queue} requests queued"));
+        }
+        peer.incoming.push_back(req);
+        Ok(())
+    }
+
+    fn on_block(&mut self, key: PeerKey, index: u32, begin: u32, data: Vec<u8>, now_ms: u64) -> Result<(), String> {
+        let block = BlockRef { index, begin, length: data.len() as u32 };
+        let peer = self.peers.get_mut(&key).ok_or("gone")?;
+        let Some(pos) = peer.outstanding.iter().position(|(b, _)| *b == block) else {
+            // Unrequested or already cancelled (endgame): ignore, but don't count it as progress.
+            return Ok(());
+        };
+        peer.outstanding.swap_remove(pos);
+        peer.download.add(data.len() as u64, now_ms);
+        self.download.add(data.len() as u64, now_ms);
+        let Some(partial) = self.picker.partials.get_mut(&index) else { return Ok(()) };
+        let b = (begin / crate::metainfo::BLOCK_SIZE) as usize;
+        if partial.received[b] {
+            return Ok(());
+        }
+        partial.buf[begin as usize..begin as usize + data.len()].copy_from_slice(&data);
+        partial.received[b] = true;
+        partial.received_count += 1;
+        partial.contributors[b] = Some(key);
+        partial.requested[b] = partial.requested[b].saturating_sub(1);
+        // Endgame duplicates: tell the others not to bother.
+        let others: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(&k, p)| k != key && p.has_requested(&block))
+            .map(|(&k, _)| k)
+            .collect();
+        for k in others {
+            if let Some(p) = self.peers.get_mut(&k) {
+                p.outstanding.retain(|(b, _)| *b != block);
+                Message::Cancel(block).encode(&mut p.outbox);
+            }
+            if let Some(partial) = self.picker.partials.get_mut(&index) {
+                partial.requested[b] = partial.requested[b].saturating_sub(1);
+            }
+        }
+        if self.picker.partials.get(&index).is_some_and(|p| p.is_complete()) {
+            self.finish_piece(index);
+        }
+        Ok(())
+    }
+
+    fn finish_piece(&mut self, index: u32) {
+        let Some(partial) = self.picker.partials.remove(&index) else { return };
+        let Some(meta) = &self.meta else { return };
+        let expected = meta.info.piece_hash(index).copied();
+        let ok = expected.is_some_and(|h| Sha1::digest(&partial.buf).as_slice() == h);
+        if !ok {
+            self.events.push_back(Event::HashFailed { piece: index });
+            let mut blamed: Vec<PeerKey> = partial.contributors.iter().flatten().copied().collect();
+            blamed.sort_unstable();
+            blamed.dedup();
+            for key in blamed {
+                let Some(p) = self.peers.get_mut(&key) else { continue };
+                p.hash_failures += 1;
+                if p.hash_failures >= self.config.max_hash_failures {
+                    self.close(key, format!("sent data that failed {} hash checks", p.hash_failures));
+                }
+            }
+            return;
+        }
+        let len = partial.buf.len() as u64;
+        if let Some(store) = self.store.as_mut() {
+            store.put_piece(index, partial.buf);
+        }
+        self.have.set(index as usize);
+        self.verified_bytes += len;
+        self.events.push_back(Event::PieceVerified(index));
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in &keys {
+            let peer = &self.peers[key];
+            if peer.handshake_done {
+                self.send(*key, &Message::Have(index));
+            }
+        }
+        for key in keys {
+            self.update_interest(key);
+        }
+        if self.have.is_complete() && !self.done_reported {
+            self.done_reported = true;
+            self.events.push_back(Event::Done);
+        }
+    }
+
+    /// Keep each unchoked peer's pipeline full.
+    pub fn fill_requests(&mut self, key: PeerKey, now_ms: u64) {
+        let Some(meta) = &self.meta else { return };
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        while peer.outstanding.len() < self.config.max_outstanding_requests {
+            let asked = |b: &BlockRef| peer.outstanding.iter().any(|(o, _)| o == b);
+            let Some(block) = self.picker.pick(&meta.info, &self.have, &peer.have, asked, &mut self.rng)
+            else {
+                break;
+            };
+            Message::Request(block).encode(&mut peer.outbox);
+            peer.outstanding.push((block, now_ms));
+        }
+    }
+
+    fn on_extended(&mut self, key: PeerKey, id: u8, payload: &[u8]) -> Result<(), String> {
+        if id == 0 {
+            let hs = ExtendedHandshake::decode(payload).map_err(|e| e.to_string())?;
+            let size = hs.metadata_size;
+            let peer = self.peers.get_mut(&key).ok_or("gone")?;
+            peer.extended = Some(hs);
+            if self.meta.is_none() {
+                if let Some(size) = size {
+                    if self.metadata.is_none() {
+                        self.metadata = MetadataAssembler::new(size).ok();
+                    }
+                    self.request_metadata_from(key);
+                }
+            }
+            return Ok(());
+        }
+        if id != UT_METADATA_LOCAL_ID {
+            return Ok(());
+        }
+        let msg = MetadataMsg::decode(payload).map_err(|e| e.to_string())?;
+        match msg {
+            MetadataMsg::Request { piece } => {
+                let reply = match &self.meta {
+                    Some(meta) => {
+                        let total = meta.info_bytes.len();
+                        let start = piece as usize * METADATA_PIECE_SIZE;
+                        if start < total {
+                            let end = (start + METADATA_PIECE_SIZE).min(total);
+                            MetadataMsg::Data {
+                                piece,
+                                total_size: total as u64,
+                                data: meta.info_bytes[start..end].to_vec(),
+                            }
+                        } else {
+                            MetadataMsg::Reject { piece }
+                        }
+                    }
+                    None => MetadataMsg::Reject { piece },
+                };
+                let peer = self.peers.get_mut(&key).ok_or("gone")?;
+                if let Some(their_id) = peer.extension_id("ut_metadata") {
+                    Message::Extended { id: their_id, payload: reply.encode() }.encode(&mut peer.outbox);
+                }
+            }
+            MetadataMsg::Data { piece, data, .. } => {
+                let peer = self.peers.get_mut(&key).ok_or("gone")?;
+                let Some(pos) = peer.metadata_requests.iter().position(|&p| p == piece) else {
+                    return Ok(());
+                };
+                peer.metadata_requests.swap_remove(pos);
+                let Some(asm) = self.metadata.as_mut() else { return Ok(()) };
+                asm.insert(piece, &data).map_err(|e| e.to_string())?;
+                if asm.is_complete() {
+                    self.complete_metadata(key)?;
+                }
+            }
+            MetadataMsg::Reject { piece } => {
+                let peer = self.peers.get_mut(&key).ok_or("gone")?;
+                peer.metadata_requests.retain(|&p| p != piece);
+                self.request_metadata_anywhere();
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_metadata(&mut self, from: PeerKey) -> Result<(), String> {
+        let Some(asm) = self.metadata.as_mut() else { return Ok(()) };
+        match asm.finish(&self.info_hash) {
+            Ok(info_bytes) => match Metainfo::from_info_bytes(info_bytes) {
+                Ok(meta) => {
+                    self.install_metadata(meta, None, Bitfield::new(0));
+                    self.events.push_back(Event::MetadataReady);
+                    if self.have.is_complete() && !self.done_reported {
+                        self.done_reported = true;
+                        self.events.push_back(Event::Done);
+                    }
+                    let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+                    for key in keys {
+                        self.send_have_after_metadata(key);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(format!("metadata with the right hash but unusable: {e}")),
+            },
+            Err(e) => {
+                // The assembler reset itself; fetch again, from someone else if possible.
+                let _ = from;
+                self.request_metadata_anywhere();
+                Err(format!("metadata failed its check: {e}"))
+            }
+        }
+    }
+
+    fn send_have_after_metadata(&mut self, key: PeerKey) {
+        self.update_interest(key);
+    }
+
+    fn request_metadata_from(&mut self, key: PeerKey) {
+        let Some(asm) = self.metadata.as_ref() else { return };
+        let in_flight: Vec<u32> = self.peers.values().flat_map(|p| p.metadata_requests.iter().copied()).collect();
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let Some(their_id) = peer.extension_id("ut_metadata") else { return };
+        for piece in asm.missing_pieces() {
+            if in_flight.contains(&piece) || peer.metadata_requests.contains(&piece) {
+                continue;
+            }
+            peer.metadata_requests.push(piece);
+            let payload = MetadataMsg::Request { piece }.encode();
+            Message::Extended { id: their_id, payload }.encode(&mut peer.outbox);
+        }
+    }
+
+    fn request_metadata_anywhere(&mut self) {
+        if self.meta.is_some() || self.metadata.is_none() {
+            return;
+        }
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.extended.as_ref().is_some_and(|e| e.metadata_size.is_some()))
+            .map(|(&k, _)| k)
+            .collect();
+        for key in keys {
+            self.request_metadata_from(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,464 @@
-//! (being written)
+//! The browser driver and the JavaScript API (`Client`, `Torrent`, `TorrentFile`), named after
+//! WebTorrent's so its users feel at home. Does the I/O the core may not: WebSocket trackers,
+//! RTCPeerConnection data channels, the clock, entropy, reading `File`s. Holds no protocol
+//! logic of its own: the engine and `signal::client` decide, this layer carries bytes.
+
+mod client;
+mod torrent;
+mod tracker;
+mod util;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::bitfield::Bitfield;
+use crate::create::{create_torrent, CreateOptions};
+use crate::engine::{Config, Session};
+use crate::id::InfoHash;
+use crate::magnet::Magnet;
+use crate::metainfo::{FileEntry, Info, Metainfo};
+use crate::store::MemoryStore;
+
+use client::ClientInner;
+use torrent::{TorrentInner, TorrentRef};
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+export interface ClientOptions {
+  /** WebSocket tracker URLs (ws:// or wss://). */
+  trackers?: string[];
+  /** Passed to RTCPeerConnection as `iceServers`. */
+  iceServers?: RTCIceServer[];
+}
+export interface SeedInput { name: string; data: Uint8Array }
+export interface SeedOptions {
+  /** Torrent name; defaults to the single file's name, or "files". Multi-file torrents use it as the folder. */
+  name?: string;
+  pieceLength?: number;
+  /** Extra tracker URLs for this torrent. */
+  announce?: string[];
+  comment?: string;
+  private?: boolean;
+}
+export interface AddOptions { announce?: string[] }
+export interface TorrentStats {
+  downloaded: number; uploaded: number; downloadSpeed: number; uploadSpeed: number;
+  numPeers: number; progress: number; verified: number; length: number;
+}
+"#;
+
+fn seed_rng() -> u64 {
+    u64::from_le_bytes(util::random_bytes::<8>())
+}
+
+fn usable_trackers(urls: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for u in urls {
+        let u = u.trim().to_string();
+        if (u.starts_with("ws://") || u.starts_with("wss://")) && !out.contains(&u) {
+            out.push(u);
+        }
+    }
+    out
+}
+
+/// A BitTorrent client living in this tab.
+#[wasm_bindgen]
+pub struct Client {
+    inner: Rc<RefCell<ClientInner>>,
+}
+
+#[wasm_bindgen]
+impl Client {
+    #[wasm_bindgen(constructor)]
+    pub fn new(#[wasm_bindgen(unchecked_param_type = "ClientOptions | undefined")] opts: JsValue) -> Client {
+        let trackers = usable_trackers(util::get_strings(&opts, "trackers"));
+        let ice = util::get(&opts, "iceServers");
+        let ice = if ice.is_object() { ice } else { Array::new().into() };
+        Client { inner: ClientInner::create(trackers, ice) }
+    }
+
+    /// This client's peer id, in hex.
+    #[wasm_bindgen(getter, js_name = peerId)]
+    pub fn peer_id(&self) -> String {
+        self.inner.borrow().peer_id.to_hex()
+    }
+
+    #[wasm_bindgen(getter, unchecked_return_type = "Torrent[]")]
+    pub fn torrents(&self) -> Array {
+        self.inner.borrow().torrents.iter().map(|t| JsValue::from(Torrent { inner: t.clone() })).collect()
+    }
+
+    /// The torrent with this info-hash (hex), if the client has it.
+    pub fn get(&self, info_hash: &str) -> Option<Torrent> {
+        let ih = InfoHash::from_hex(info_hash).ok()?;
+        self.inner.borrow().find(&ih).map(|inner| Torrent { inner })
+    }
+
+    /// Hashes the files, makes a torrent of them and seeds it. Files are `File` objects or
+    /// `{ name, data: Uint8Array }`; a `/` in a name makes sub-folders of a multi-file torrent.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Torrent>")]
+    pub fn seed(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Array<File | SeedInput>")] files: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "SeedOptions | undefined")] opts: JsValue,
+    ) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let inputs = read_inputs(&files).await?;
+            let torrent = seed_inputs(&client, inputs, &opts)?;
+            Ok(JsValue::from(Torrent { inner: torrent }))
+        })
+    }
+
+    /// Starts downloading from a magnet link, a 40-character info-hash, or `.torrent` bytes.
+    /// Throws an Error saying what is wrong with bad input.
+    pub fn add(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] torrent_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AddOptions | undefined")] opts: JsValue,
+    ) -> Result<Torrent, JsValue> {
+        if self.inner.borrow().destroyed {
+            return Err(util::error("This client was destroyed"));
+        }
+        let extra = util::get_strings(&opts, "announce");
+        let (session, trackers, name) = if let Some(text) = torrent_id.as_string() {
+            let text = text.trim();
+            let magnet = if text.len() == 40 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+                let info_hash = InfoHash::from_hex(text).map_err(|e| util::error(format!("Invalid info-hash: {e}")))?;
+                Magnet { info_hash, name: None, trackers: Vec::new(), web_seeds: Vec::new(), exact_length: None }
+            } else {
+                Magnet::parse(text).map_err(|e| util::error(format!("Invalid magnet link: {e}")))?
+            };
+            if let Some(t) = self.inner.borrow().find(&magnet.info_hash) {
+                return Ok(Torrent { inner: t });
+            }
+            let c = self.inner.borrow();
+            let session = Session::from_info_hash(
+                magnet.info_hash,
+                c.peer_id,
+                Box::new(|m: &Metainfo| {
+                    Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
+                        as Box<dyn crate::store::PieceStore>
+                }),
+                Config::default(),
+                seed_rng(),
+            );
+            let trackers = usable_trackers(c.trackers.iter().cloned().chain(magnet.trackers.clone()).chain(extra));
+            (session, trackers, magnet.name.clone())
+        } else if let Some(bytes) = torrent_id.dyn_ref::<Uint8Array>() {
+            let meta = Metainfo::from_torrent_bytes(&bytes.to_vec())
+                .map_err(|e| util::error(format!("Invalid .torrent file: {e}")))?;
+            if let Some(t) = self.inner.borrow().find(&meta.info_hash) {
+                return Ok(Torrent { inner: t });
+            }
+            let c = self.inner.borrow();
+            let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
+            let have = Bitfield::new(meta.info.num_pieces() as usize);
+            let trackers = usable_trackers(c.trackers.iter().cloned().chain(meta.trackers()).chain(extra));
+            let session = Session::new(meta, c.peer_id, Box::new(store), have, Config::default(), seed_rng());
+            (session, trackers, None)
+        } else {
+            return Err(util::error("add() takes a magnet link, an info-hash or .torrent bytes (Uint8Array)"));
+        };
+        Ok(Torrent { inner: start_torrent(&self.inner, session, trackers, name) })
+    }
+
+    /// Stops every torrent, closes every connection and tracker socket.
+    pub fn destroy(&self) {
+        ClientInner::destroy(&self.inner);
+    }
+}
+
+fn start_torrent(
+    client: &Rc<RefCell<ClientInner>>,
+    session: Session,
+    trackers: Vec<String>,
+    name: Option<String>,
+) -> TorrentRef {
+    ClientInner::ensure_sockets(client, &trackers);
+    let t = TorrentInner::create(session, Rc::downgrade(client), trackers, name);
+    client.borrow_mut().torrents.push(t.clone());
+    torrent::announce_due(&t, util::now_ms());
+    t
+}
+
+struct InputFile {
+    path: Vec<String>,
+    data: Vec<u8>,
+}
+
+async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
+    let arr: Array = if Array::is_array(files) {
+        files.clone().unchecked_into()
+    } else if let Some(list) = files.dyn_ref::<web_sys::FileList>() {
+        Array::from(list)
+    } else {
+        let a = Array::new();
+        a.push(files);
+        a
+    };
+    let mut out = Vec::new();
+    for item in arr.iter() {
+        let (name, data) = if let Some(blob) = item.dyn_ref::<web_sys::Blob>() {
+            let name = item
+                .dyn_ref::<web_sys::File>()
+                .map(|f| {
+                    let rel = util::get_string(&item, "webkitRelativePath").unwrap_or_default();
+                    if rel.is_empty() { f.name() } else { rel }
+                })
+                .unwrap_or_else(|| "file".into());
+            let buf = JsFuture::from(blob.array_buffer()).await?;
+            (name, Uint8Array::new(&buf).to_vec())
+        } else {
+            let name = util::get_string(&item, "name").ok_or_else(|| util::error("each file needs a name"))?;
+            let data = util::get(&item, "data");
+            let data = data
+                .dyn_ref::<Uint8Array>()
+                .ok_or_else(|| util::error(format!("file {name:?} has no data (Uint8Array)")))?
+                .to_vec();
+            (name, data)
+        };
+        let path: Vec<String> = name.split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+        if path.is_empty() {
+            return Err(util::error("a file has an empty name"));
+        }
+        out.push(InputFile { path, data });
+    }
+    if out.is_empty() {
+        return Err(util::error("nothing to seed: no files given"));
+    }
+    Ok(out)
+}
+
+fn seed_inputs(client: &Rc<RefCell<ClientInner>>, mut inputs: Vec<InputFile>, opts: &JsValue) -> Result<TorrentRef, JsValue> {
+    let (peer_id, client_trackers) = {
+        let c = client.borrow();
+        if c.destroyed {
+            return Err(util::error("This client was destroyed"));
+        }
+        (c.peer_id, c.trackers.clone())
+    };
+    let trackers = usable_trackers(client_trackers.into_iter().chain(util::get_strings(opts, "announce")));
+    // Files from a folder drop share their first path component: that is the torrent's name.
+    let common_root = inputs.len() > 1
+        && inputs.iter().all(|f| f.path.len() > 1 && f.path[0] == inputs[0].path[0]);
+    let name = util::get_string(opts, "name").or_else(|| {
+        if inputs.len() == 1 {
+            inputs[0].path.last().cloned()
+        } else if common_root {
+            Some(inputs[0].path[0].clone())
+        } else {
+            Some("files".into())
+        }
+    });
+    if common_root {
+        for f in inputs.iter_mut() {
+            f.path.remove(0);
+        }
+    }
+    let create_opts = CreateOptions {
+        name,
+        piece_length: util::get_f64(opts, "pieceLength").map(|v| v as u32),
+        announce_list: trackers.iter().map(|t| vec![t.clone()]).collect(),
+        comment: util::get_string(opts, "comment"),
+        private: util::get(opts, "private").as_bool().unwrap_or(false),
+        created_by: Some("seedtab/0.1".into()),
+        creation_date: Some((js_sys::Date::now() / 1000.0) as i64),
+        ..Default::default()
+    };
+    let refs: Vec<(Vec<String>, &[u8])> = inputs.iter().map(|f| (f.path.clone(), f.data.as_slice())).collect();
+    let meta = create_torrent(&refs, create_opts).map_err(|e| util::error(format!("Could not create the torrent: {e}")))?;
+    if let Some(t) = client.borrow().find(&meta.info_hash) {
+        return Ok(t);
+    }
+    let mut all = Vec::with_capacity(meta.info.total_length as usize);
+    for f in &inputs {
+        all.extend_from_slice(&f.data);
+    }
+    drop(inputs);
+    let store = MemoryStore::from_bytes(&all, meta.info.piece_length);
+    drop(all);
+    let have = Bitfield::full(meta.info.num_pieces() as usize);
+    let session = Session::new(meta, peer_id, Box::new(store), have, Config::default(), seed_rng());
+    Ok(start_torrent(client, session, trackers, None))
+}
+
+/// One torrent, downloading or seeding.
+#[wasm_bindgen]
+#[derive(Clone)]
+pub struct Torrent {
+    inner: TorrentRef,
+}
+
+#[wasm_bindgen]
+impl Torrent {
+    #[wasm_bindgen(getter, js_name = infoHash)]
+    pub fn info_hash(&self) -> String {
+        self.inner.borrow().info_hash.to_hex()
+    }
+
+    #[wasm_bindgen(getter, js_name = magnetURI)]
+    pub fn magnet_uri(&self) -> String {
+        let t = self.inner.borrow();
+        let mut m = match t.session.metainfo() {
+            Some(meta) => meta.magnet(),
+            None => Magnet {
+                info_hash: t.info_hash,
+                name: t.magnet_name.clone(),
+                trackers: Vec::new(),
+                web_seeds: Vec::new(),
+                exact_length: None,
+            },
+        };
+        m.trackers = usable_trackers(t.trackers.iter().cloned().chain(m.trackers));
+        m.to_uri()
+    }
+
+    /// The `.torrent` file's bytes, once the metadata is known.
+    #[wasm_bindgen(getter, js_name = torrentFile)]
+    pub fn torrent_file(&self) -> Option<Uint8Array> {
+        let t = self.inner.borrow();
+        let meta = t.session.metainfo()?;
+        Some(Uint8Array::from(meta.to_torrent_bytes().as_slice()))
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> Option<String> {
+        let t = self.inner.borrow();
+        t.session.metainfo().map(|m| m.info.name.clone()).or_else(|| t.magnet_name.clone())
+    }
+
+    /// Total size in bytes, once the metadata is known.
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> Option<f64> {
+        self.inner.borrow().session.metainfo().map(|m| m.info.total_length as f64)
+    }
+
+    #[wasm_bindgen(getter, unchecked_return_type = "TorrentFile[]")]
+    pub fn files(&self) -> Array {
+        torrent::files_array(&self.inner)
+    }
+
+    /// Verified fraction, 0..1.
+    #[wasm_bindgen(getter)]
+    pub fn progress(&self) -> f64 {
+        self.inner.borrow_mut().session.stats(util::now_ms()).progress
+    }
+
+    #[wasm_bindgen(getter, js_name = numPeers)]
+    pub fn num_peers(&self) -> usize {
+        self.inner.borrow().session.num_peers()
+    }
+
+    /// Resolves when every piece is verified; rejects if the torrent is destroyed first.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<void>")]
+    pub fn done(&self) -> js_sys::Promise {
+        self.inner.borrow().done.promise.clone()
+    }
+
+    /// Resolves when the metadata is known.
+    #[wasm_bindgen(getter, unchecked_return_type = "Promise<void>")]
+    pub fn ready(&self) -> js_sys::Promise {
+        self.inner.borrow().ready.promise.clone()
+    }
+
+    #[wasm_bindgen(unchecked_return_type = "TorrentStats")]
+    pub fn stats(&self) -> JsValue {
+        self.inner.borrow_mut().stats_object()
+    }
+
+    /// Listens for "metadata", "progress" (with the progress 0..1) or "done".
+    pub fn on(&self, event: String, callback: js_sys::Function) {
+        self.inner.borrow_mut().add_listener(event, callback);
+    }
+
+    pub fn off(&self, event: String, callback: js_sys::Function) {
+        self.inner.borrow_mut().remove_listener(&event, &callback);
+    }
+
+    /// Stops this torrent and forgets it.
+    pub fn destroy(&self) {
+        let (client, ih) = {
+            let mut t = self.inner.borrow_mut();
+            t.destroy();
+            (t.client.upgrade(), t.info_hash)
+        };
+        if let Some(c) = client {
+            c.borrow_mut().remove(&ih);
+        }
+    }
+}
+
+/// One file of a torrent.
+#[wasm_bindgen]
+pub struct TorrentFile {
+    torrent: TorrentRef,
+    name: String,
+    path: String,
+    offset: u64,
+    length: u64,
+}
+
+impl TorrentFile {
+    fn new(torrent: TorrentRef, _index: usize, f: &FileEntry, info: &Info) -> TorrentFile {
+        let mut path = Vec::new();
+        if info.multi_file {
+            path.push(info.name.clone());
+        }
+        path.extend(f.path.iter().cloned());
+        TorrentFile {
+            torrent,
+            name: f.path.last().cloned().unwrap_or_default(),
+            path: path.join("/"),
+            offset: f.offset,
+            length: f.length,
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl TorrentFile {
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Path inside the torrent, with `/` separators (the torrent's folder first when multi-file).
+    #[wasm_bindgen(getter)]
+    pub fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> f64 {
+        self.length as f64
+    }
+
+    /// The file's bytes; throws until every piece it spans is verified.
+    pub fn bytes(&self) -> Result<Uint8Array, JsValue> {
+        let t = self.torrent.borrow();
+        let data = t
+            .session
+            .read(self.offset, self.length)
+            .ok_or_else(|| util::error(format!("{} is not downloaded yet", self.name)))?;
+        Ok(Uint8Array::from(data.as_slice()))
+    }
+
+    pub fn blob(&self) -> Result<web_sys::Blob, JsValue> {
+        let bytes = self.bytes()?;
+        let parts = Array::new();
+        parts.push(&bytes);
+        web_sys::Blob::new_with_u8_array_sequence(&parts)
+    }
+}

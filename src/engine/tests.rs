@@ -1,0 +1,230 @@
+//! Sessions wired to each other in memory: every byte goes through the real wire encoder and
+//! decoder, cut at arbitrary points, on a virtual clock.
+
+use super::*;
+use crate::create::{create_torrent, CreateOptions};
+use crate::store::MemoryStore;
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| ((i * 31 + seed as usize * 7) % 251) as u8).collect()
+}
+
+fn torrent(files: &[(&str, usize)], piece_length: u32) -> (Metainfo, Vec<u8>) {
+    let contents: Vec<Vec<u8>> = files.iter().enumerate().map(|(i, (_, n))| data(*n, i as u8)).collect();
+    let refs: Vec<(Vec<String>, &[u8])> =
+        files.iter().zip(&contents).map(|((name, _), d)| (vec![name.to_string()], d.as_slice())).collect();
+    let opts = CreateOptions { name: Some("t".into()), piece_length: Some(piece_length), ..Default::default() };
+    let meta = create_torrent(&refs, opts).unwrap();
+    (meta, contents.concat())
+}
+
+fn seeder(meta: &Metainfo, all: &[u8], id: u8) -> Session {
+    let store = MemoryStore::from_bytes(all, meta.info.piece_length);
+    let have = Bitfield::full(meta.info.num_pieces() as usize);
+    Session::new(meta.clone(), PeerId([id; 20]), Box::new(store), have, Config::default(), id as u64)
+}
+
+fn leecher(meta: &Metainfo, id: u8) -> Session {
+    let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
+    let have = Bitfield::new(meta.info.num_pieces() as usize);
+    Session::new(meta.clone(), PeerId([id; 20]), Box::new(store), have, Config::default(), id as u64)
+}
+
+fn magnet_leecher(info_hash: InfoHash, id: u8) -> Session {
+    Session::from_info_hash(
+        info_hash,
+        PeerId([id; 20]),
+        Box::new(|m: &Metainfo| Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length)) as Box<dyn PieceStore>),
+        Config::default(),
+        id as u64,
+    )
+}
+
+/// Sessions joined by links; `links[i] = (a, b)` means session a knows session b as key i.
+struct Net {
+    nodes: Vec<Session>,
+    links: Vec<(usize, usize)>,
+    now: u64,
+    rng: Rng,
+    events: Vec<Vec<Event>>,
+}
+
+impl Net {
+    fn new(nodes: Vec<Session>) -> Net {
+        let n = nodes.len();
+        Net { nodes, links: Vec::new(), now: 1_000, rng: Rng::new(99), events: vec![Vec::new(); n] }
+    }
+
+    fn connect(&mut self, a: usize, b: usize) {
+        // Key = link index, the same on both sides, so delivery is a simple lookup.
+        let key = self.links.len() as PeerKey;
+        self.links.push((a, b));
+        self.nodes[a].peer_connected(key, self.now);
+        self.nodes[b].peer_connected(key, self.now);
+    }
+
+    /// Moves bytes until nothing moves; returns whether anything moved at all.
+    fn run(&mut self, max_rounds: usize) {
+        for _ in 0..max_rounds {
+            let mut moved = false;
+            for key in 0..self.links.len() {
+                let (a, b) = self.links[key];
+                for (from, to) in [(a, b), (b, a)] {
+                    let max = 1 + self.rng.below(70_000) as usize;
+                    if let Some(bytes) = self.nodes[from].transmit(key as PeerKey, max, self.now) {
+                        moved = true;
+                        // Deliver in random cuts: the receiver must accept any split.
+                        let mut rest = &bytes[..];
+                        while !rest.is_empty() {
+                            let cut = 1 + self.rng.below(rest.len() as u64) as usize;
+                            self.nodes[to].peer_data(key as PeerKey, &rest[..cut], self.now);
+                            rest = &rest[cut..];
+                        }
+                    }
+                }
+            }
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                n.fill_all_requests(self.now);
+                while let Some(e) = n.poll_event() {
+                    self.events[i].push(e);
+                }
+            }
+            self.now += 10;
+            if !moved {
+                return;
+            }
+        }
+        panic!("still moving after {max_rounds} rounds");
+    }
+}
+
+fn read_all(s: &Session) -> Vec<u8> {
+    let total = s.metainfo().unwrap().info.total_length;
+    s.read(0, total).expect("complete")
+}
+
+#[test]
+fn leecher_downloads_everything_from_a_seeder() {
+    let (meta, all) = torrent(&[("a.bin", 300_000)], 32 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2)]);
+    net.connect(0, 1);
+    net.run(10_000);
+    assert!(net.nodes[1].is_complete());
+    assert_eq!(read_all(&net.nodes[1]), all);
+    assert!(net.events[1].contains(&Event::Done));
+    assert_eq!(net.nodes[0].uploaded(), all.len() as u64);
+}
+
+#[test]
+fn magnet_only_fetches_metadata_then_pieces() {
+    let (meta, all) = torrent(&[("x", 70_000), ("empty", 0), ("y", 123_457)], 16 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), magnet_leecher(meta.info_hash, 2)]);
+    net.connect(0, 1);
+    net.run(10_000);
+    let got = &net.nodes[1];
+    assert_eq!(got.metainfo().unwrap().info_bytes, meta.info_bytes);
+    assert!(net.events[1].contains(&Event::MetadataReady));
+    assert_eq!(read_all(got), all);
+}
+
+#[test]
+fn three_leechers_share_one_seed() {
+    let (meta, all) = torrent(&[("a", 1_000_000)], 64 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2), leecher(&meta, 3), magnet_leecher(meta.info_hash, 4)]);
+    for b in 1..4 {
+        net.connect(0, b);
+    }
+    net.connect(1, 2);
+    net.connect(2, 3);
+    net.connect(1, 3);
+    net.run(100_000);
+    for i in 1..4 {
+        assert_eq!(read_all(&net.nodes[i]), all, "node {i}");
+    }
+}
+
+#[test]
+fn wrong_info_hash_and_self_connections_are_dropped() {
+    let (meta, all) = torrent(&[("a", 20_000)], 16 * 1024);
+    let (other, _) = torrent(&[("b", 20_000)], 16 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&other, 2)]);
+    net.connect(0, 1);
+    net.run(100);
+    assert!(net.events[0].iter().any(|e| matches!(e, Event::ClosePeer { .. })));
+    let mut s = seeder(&meta, &all, 1);
+    s.peer_connected(7, 0);
+    let own = Handshake::new(meta.info_hash, PeerId([1; 20])).encode();
+    s.peer_data(7, &own, 0);
+    assert!(matches!(s.poll_event(), Some(Event::ClosePeer { key: 7, .. })));
+}
+
+#[test]
+fn corrupt_blocks_fail_the_hash_and_the_sender_is_dropped() {
+    let (meta, all) = torrent(&[("a", 200_000)], 16 * 1024);
+    let mut bad = all.clone();
+    for b in bad.iter_mut() {
+        *b ^= 0x55;
+    }
+    // The liar claims to have everything but serves garbage.
+    let liar = {
+        let store = MemoryStore::from_bytes(&bad, meta.info.piece_length);
+        let have = Bitfield::full(meta.info.num_pieces() as usize);
+        Session::new(meta.clone(), PeerId([9; 20]), Box::new(store), have, Config::default(), 9)
+    };
+    let mut net = Net::new(vec![liar, leecher(&meta, 2), seeder(&meta, &all, 3)]);
+    net.connect(0, 1);
+    net.run(10_000);
+    assert!(net.events[1].iter().any(|e| matches!(e, Event::HashFailed { .. })));
+    assert!(net.events[1].iter().any(|e| matches!(e, Event::ClosePeer { key: 0, .. })));
+    assert!(!net.nodes[1].have().get(0) || net.nodes[1].have().count() == 0);
+    // An honest seeder then completes the download.
+    net.connect(2, 1);
+    net.run(10_000);
+    assert_eq!(read_all(&net.nodes[1]), all);
+}
+
+#[test]
+fn request_for_a_piece_we_lack_is_rejected_and_oversized_request_drops_peer() {
+    let (meta, all) = torrent(&[("a", 64 * 1024)], 16 * 1024);
+    let mut s = seeder(&meta, &all, 1);
+    s.peer_connected(1, 0);
+    let mut bytes = Handshake::new(meta.info_hash, PeerId([2; 20])).encode().to_vec();
+    Message::Interested.encode(&mut bytes);
+    s.peer_data(1, &bytes, 0);
+    s.tick(0);
+    let mut req = Vec::new();
+    Message::Request(BlockRef { index: 0, begin: 0, length: 256 * 1024 }).encode(&mut req);
+    s.peer_data(1, &req, 0);
+    let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(events.iter().any(|e| matches!(e, Event::ClosePeer { key: 1, .. })), "{events:?}");
+}
+
+#[test]
+fn too_many_queued_requests_drop_the_peer() {
+    let (meta, all) = torrent(&[("a", 64 * 1024)], 16 * 1024);
+    let mut s = seeder(&meta, &all, 1);
+    s.peer_connected(1, 0);
+    let mut bytes = Handshake::new(meta.info_hash, PeerId([2; 20])).encode().to_vec();
+    Message::Interested.encode(&mut bytes);
+    s.peer_data(1, &bytes, 0);
+    let mut flood = Vec::new();
+    for _ in 0..Config::default().max_peer_requests + 1 {
+        Message::Request(BlockRef { index: 0, begin: 0, length: 16384 }).encode(&mut flood);
+    }
+    s.peer_data(1, &flood, 0);
+    let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(events.iter().any(|e| matches!(e, Event::ClosePeer { key: 1, .. })), "{events:?}");
+}
+
+#[test]
+fn silent_peer_times_out_and_keepalives_are_sent() {
+    let (meta, all) = torrent(&[("a", 16 * 1024)], 16 * 1024);
+    let mut s = seeder(&meta, &all, 1);
+    s.peer_connected(1, 0);
+    s.peer_data(1, &Handshake::new(meta.info_hash, PeerId([2; 20])).encode(), 0);
+    while s.transmit(1, 1 << 20, 0).is_some() {}
+    s.tick(60_000);
+    assert_eq!(s.transmit(1, 1 << 20, 60_000), Some(vec![0, 0, 0, 0]));
+    s.tick(200_000);
+    assert!(std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::ClosePeer { key: 1, .. })));
+}

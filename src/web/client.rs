@@ -1,0 +1,141 @@
+//! The client: one peer id, the tracker sockets shared by its torrents, the ICE servers, and the
+//! once-a-second timer. Routes tracker messages to torrents; owns nothing protocol-specific.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::id::{InfoHash, PeerId};
+use crate::signal::client::TrackerEvent;
+
+use super::torrent::{self, TorrentRef};
+use super::tracker::{event_info_hash, TrackerSocket};
+use super::util;
+
+pub(crate) struct ClientInner {
+    pub peer_id: PeerId,
+    pub trackers: Vec<String>,
+    pub ice_servers: JsValue,
+    pub torrents: Vec<TorrentRef>,
+    sockets: HashMap<String, Rc<TrackerSocket>>,
+    next_key: u64,
+    timer: Option<(i32, Closure<dyn FnMut()>)>,
+    pub destroyed: bool,
+    self_ref: Weak<RefCell<ClientInner>>,
+}
+
+impl ClientInner {
+    pub fn create(trackers: Vec<String>, ice_servers: JsValue) -> Rc<RefCell<ClientInner>> {
+        let c = Rc::new(RefCell::new(ClientInner {
+            peer_id: PeerId::generate(util::random_bytes::<12>()),
+            trackers,
+            ice_servers,
+            torrents: Vec::new(),
+            sockets: HashMap::new(),
+            next_key: 1,
+            timer: None,
+            destroyed: false,
+            self_ref: Weak::new(),
+        }));
+        let weak = Rc::downgrade(&c);
+        c.borrow_mut().self_ref = weak.clone();
+        let tick = Closure::<dyn FnMut()>::new(move || {
+            let Some(c) = weak.upgrade() else { return };
+            let torrents: Vec<TorrentRef> = c.borrow().torrents.clone();
+            for t in &torrents {
+                torrent::tick(t);
+            }
+        });
+        let id = util::set_interval(tick.as_ref().unchecked_ref(), 1000);
+        c.borrow_mut().timer = Some((id, tick));
+        c
+    }
+
+    pub fn next_key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    pub fn socket(&self, url: &str) -> Option<Rc<TrackerSocket>> {
+        self.sockets.get(url).cloned()
+    }
+
+    /// Opens (or reuses) the sockets a torrent's trackers need.
+    pub fn ensure_sockets(this: &Rc<RefCell<ClientInner>>, urls: &[String]) {
+        let weak = Rc::downgrade(this);
+        for url in urls {
+            let exists = this.borrow().sockets.contains_key(url);
+            if !exists {
+                let s = TrackerSocket::new(url.clone(), weak.clone());
+                this.borrow_mut().sockets.insert(url.clone(), s);
+            }
+        }
+    }
+
+    pub fn find(&self, info_hash: &InfoHash) -> Option<TorrentRef> {
+        self.torrents.iter().find(|t| t.borrow().info_hash == *info_hash).cloned()
+    }
+
+    pub fn on_tracker_open(this: &Rc<RefCell<ClientInner>>, url: &str) {
+        let torrents: Vec<TorrentRef> = this.borrow().torrents.clone();
+        for t in &torrents {
+            if t.borrow().trackers.iter().any(|u| u == url) {
+                torrent::on_tracker_open(t, url);
+            }
+        }
+    }
+
+    pub fn on_tracker_event(this: &Rc<RefCell<ClientInner>>, url: &str, event: TrackerEvent) {
+        let Some(info_hash) = event_info_hash(&event) else {
+            if let TrackerEvent::Failure { reason, .. } = &event {
+                util::log(&format!("seedtab: tracker {url}: {reason}"));
+            }
+            return;
+        };
+        let Some(t) = this.borrow().find(&info_hash) else { return };
+        match event {
+            TrackerEvent::AnnounceReply { interval, .. } => torrent::on_announce_reply(&t, url, interval),
+            TrackerEvent::Offer { peer_id, offer_id, sdp, .. } => {
+                torrent::accept_offer(&t, url.to_string(), peer_id, offer_id, sdp)
+            }
+            TrackerEvent::Answer { peer_id, offer_id, sdp, .. } => {
+                torrent::accept_answer(&t, peer_id, offer_id, sdp)
+            }
+            TrackerEvent::Failure { reason, .. } => torrent::on_failure(&t, url, &reason),
+            _ => {}
+        }
+    }
+
+    pub fn remove(&mut self, info_hash: &InfoHash) {
+        self.torrents.retain(|t| t.borrow().info_hash != *info_hash);
+    }
+
+    pub fn destroy(this: &Rc<RefCell<ClientInner>>) {
+        let torrents = {
+            let mut c = this.borrow_mut();
+            if c.destroyed {
+                return;
+            }
+            c.destroyed = true;
+            std::mem::take(&mut c.torrents)
+        };
+        // Torrents say "stopped" through the sockets, so those close last.
+        for t in torrents {
+            t.borrow_mut().destroy();
+        }
+        let (sockets, timer) = {
+            let mut c = this.borrow_mut();
+            (std::mem::take(&mut c.sockets), c.timer.take())
+        };
+        for (_, s) in sockets {
+            s.destroy();
+        }
+        if let Some((id, closure)) = timer {
+            util::clear_interval(id);
+            drop(closure);
+        }
+    }
+}
