@@ -99,6 +99,8 @@ module.exports = (env, argv) => {
         { test: /\.wasm$/, type: 'webassembly/async' },
       ],
     },
+    // One runtime for both pages, so the wasm module is emitted (and cached) once.
+    optimization: { runtimeChunk: 'single' },
     devtool: mode === 'production' ? 'source-map' : 'eval-cheap-module-source-map',
     performance: { hints: false },
     plugins,

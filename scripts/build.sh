@@ -20,7 +20,7 @@ for part in "${parts[@]}"; do
       ;;
     web)
       echo "== build: web bundle (www/dist/)"
-      npx --no-install webpack --mode production
+      node_modules/.bin/webpack --mode production
       ;;
     native)
       echo "== build: native binary (target/release/seedtab)"

@@ -5,7 +5,7 @@
 //! limits allow. It must never silently "fix" input either: anything that would not re-encode to
 //! a well-formed document is an error, with one documented exception (unsorted dict keys).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// A bencoded value. Dicts are kept sorted by key, which is what makes [`encode`] canonical.
@@ -362,7 +362,8 @@ pub fn raw_dict_value<'a>(
     p.check_depth(1)?;
     p.pos += 1;
     let mut found = None;
-    let mut seen: Vec<&[u8]> = Vec::new();
+    // A set, not a list: a dict with a million keys must not cost a trillion comparisons.
+    let mut seen: HashSet<&[u8]> = HashSet::new();
     loop {
         let b = p.peek()?;
         if b == b'e' {
@@ -374,13 +375,12 @@ pub fn raw_dict_value<'a>(
         }
         let key_at = p.pos;
         let k = p.string()?;
-        if seen.contains(&k) {
+        if !seen.insert(k) {
             return Err(DecodeError {
                 offset: key_at,
                 kind: DecodeErrorKind::DuplicateKey(k.to_vec()),
             });
         }
-        seen.push(k);
         if p.peek()? == b'e' {
             return Err(p.err(DecodeErrorKind::MissingValue));
         }
@@ -440,7 +440,7 @@ fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
 /// A container being filled; the decoder keeps these on its own stack instead of recursing.
 enum Frame {
     List(Vec<Value>),
-    /// `key` is the key read whose value has not arrived yet; `key_at` its offset for errors.
+    /// `key` is the key read whose value has not arrived yet.
     Dict {
         map: BTreeMap<Vec<u8>, Value>,
         key: Option<Vec<u8>>,

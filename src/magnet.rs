@@ -29,7 +29,10 @@ pub struct Magnet {
 /// Why a text is not a usable magnet link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MagnetError {
-    TooLong { len: usize, max: usize },
+    TooLong {
+        len: usize,
+        max: usize,
+    },
     /// Does not start with `magnet:?`.
     NotMagnet,
     /// No `xt=urn:btih:` parameter.
@@ -58,8 +61,12 @@ impl fmt::Display for MagnetError {
                 f,
                 "magnet info-hash has {n} characters, expected 40 (hex) or 32 (base32)"
             ),
-            MagnetError::BadHashChar(c) => write!(f, "magnet info-hash has invalid character {c:?}"),
-            MagnetError::BadExactLength(v) => write!(f, "magnet xl (exact length) {v:?} is not a number"),
+            MagnetError::BadHashChar(c) => {
+                write!(f, "magnet info-hash has invalid character {c:?}")
+            }
+            MagnetError::BadExactLength(v) => {
+                write!(f, "magnet xl (exact length) {v:?} is not a number")
+            }
             MagnetError::BadEscape(key) => write!(f, "magnet parameter {key} has a bad %-escape"),
         }
     }
@@ -70,7 +77,13 @@ impl std::error::Error for MagnetError {}
 impl Magnet {
     /// A link carrying only the info-hash.
     pub fn new(info_hash: InfoHash) -> Magnet {
-        Magnet { info_hash, name: None, trackers: Vec::new(), web_seeds: Vec::new(), exact_length: None }
+        Magnet {
+            info_hash,
+            name: None,
+            trackers: Vec::new(),
+            web_seeds: Vec::new(),
+            exact_length: None,
+        }
     }
 
     /// Parses a magnet URI. Unknown parameters are ignored; of several `xt`, the first `btih` wins
@@ -78,7 +91,10 @@ impl Magnet {
     pub fn parse(uri: &str) -> Result<Magnet, MagnetError> {
         let uri = uri.trim();
         if uri.len() > MAX_URI_LEN {
-            return Err(MagnetError::TooLong { len: uri.len(), max: MAX_URI_LEN });
+            return Err(MagnetError::TooLong {
+                len: uri.len(),
+                max: MAX_URI_LEN,
+            });
         }
         let query = match uri.get(..8) {
             Some(scheme) if scheme.eq_ignore_ascii_case("magnet:?") => &uri[8..],
@@ -87,7 +103,9 @@ impl Magnet {
         let mut info_hash = None;
         let mut m = Magnet::new(InfoHash::default());
         for param in query.split('&') {
-            let Some((key, raw)) = param.split_once('=') else { continue };
+            let Some((key, raw)) = param.split_once('=') else {
+                continue;
+            };
             match key {
                 "xt" => {
                     if info_hash.is_some() {
@@ -103,7 +121,11 @@ impl Magnet {
                 "ws" | "as" => push_unique(&mut m.web_seeds, percent_decode(raw, false, key)?),
                 "xl" => {
                     let v = percent_decode(raw, false, key)?;
-                    let n = if v.bytes().all(|b| b.is_ascii_digit()) { v.parse().ok() } else { None };
+                    let n = if v.bytes().all(|b| b.is_ascii_digit()) {
+                        v.parse().ok()
+                    } else {
+                        None
+                    };
                     m.exact_length = Some(n.ok_or(MagnetError::BadExactLength(v))?);
                 }
                 _ => {}
@@ -157,7 +179,8 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn parse_btih(s: &str) -> Result<InfoHash, MagnetError> {
@@ -226,7 +249,9 @@ fn percent_decode(s: &str, plus_is_space: bool, key: &str) -> Result<String, Mag
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
                 match byte {
                     Some(b) if hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) => {
@@ -286,7 +311,10 @@ mod tests {
         let m = Magnet::parse(&uri).unwrap();
         assert_eq!(m.info_hash, hash());
         assert_eq!(m.name.as_deref(), Some("Big Buck Bunny"));
-        assert_eq!(m.trackers, ["udp://explodie.org:6969", "wss://tracker.btorrent.xyz"]);
+        assert_eq!(
+            m.trackers,
+            ["udp://explodie.org:6969", "wss://tracker.btorrent.xyz"]
+        );
         assert_eq!(m.web_seeds, ["https://webtorrent.io/torrents/"]);
         assert_eq!(m.exact_length, None);
         assert_eq!(m.to_uri(), uri);
@@ -320,7 +348,8 @@ mod tests {
             exact_length: Some(123456789),
         };
         let uri = m.to_uri();
-        assert!(uri.contains("&dn=a+b%2Bc%26d%3De%25f%2F%C3%A9+%E6%97%A5%E6%9C%AC+(1).txt&xl=123456789&"));
+        assert!(uri
+            .contains("&dn=a+b%2Bc%26d%3De%25f%2F%C3%A9+%E6%97%A5%E6%9C%AC+(1).txt&xl=123456789&"));
         assert!(!uri[8..].contains(' '));
         assert_eq!(Magnet::parse(&uri).unwrap(), m);
         let bare = Magnet::new(hash());
@@ -358,20 +387,52 @@ mod tests {
         assert_eq!(p("magnet:?xt=urn:sha1:abc"), NoInfoHash);
         assert_eq!(p("magnet:?xt=urn:btih:abc"), BadHashLength(3));
         assert_eq!(p(&format!("magnet:?xt=urn:btih:{HEX}0")), BadHashLength(41));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{}", "g".repeat(40))), BadHashChar('g'));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{}", "1".repeat(32))), BadHashChar('1'));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{}", "é".repeat(40))), BadHashChar('é'));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{HEX}&xl=-5")), BadExactLength("-5".into()));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{HEX}&xl=+5")), BadExactLength("+5".into()));
         assert_eq!(
-            p(&format!("magnet:?xt=urn:btih:{HEX}&xl=99999999999999999999")),
+            p(&format!("magnet:?xt=urn:btih:{}", "g".repeat(40))),
+            BadHashChar('g')
+        );
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{}", "1".repeat(32))),
+            BadHashChar('1')
+        );
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{}", "é".repeat(40))),
+            BadHashChar('é')
+        );
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{HEX}&xl=-5")),
+            BadExactLength("-5".into())
+        );
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{HEX}&xl=+5")),
+            BadExactLength("+5".into())
+        );
+        assert_eq!(
+            p(&format!(
+                "magnet:?xt=urn:btih:{HEX}&xl=99999999999999999999"
+            )),
             BadExactLength("99999999999999999999".into())
         );
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{HEX}&dn=%G1")), BadEscape("dn".into()));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{HEX}&tr=%4")), BadEscape("tr".into()));
-        assert_eq!(p(&format!("magnet:?xt=urn:btih:{HEX}&tr=%+1")), BadEscape("tr".into()));
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{HEX}&dn=%G1")),
+            BadEscape("dn".into())
+        );
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{HEX}&tr=%4")),
+            BadEscape("tr".into())
+        );
+        assert_eq!(
+            p(&format!("magnet:?xt=urn:btih:{HEX}&tr=%+1")),
+            BadEscape("tr".into())
+        );
         let long = format!("magnet:?xt=urn:btih:{HEX}&tr={}", "a".repeat(MAX_URI_LEN));
-        assert!(matches!(p(&long), TooLong { max: MAX_URI_LEN, .. }));
+        assert!(matches!(
+            p(&long),
+            TooLong {
+                max: MAX_URI_LEN,
+                ..
+            }
+        ));
         assert_eq!(
             NoInfoHash.to_string(),
             "magnet link has no BitTorrent info-hash (xt=urn:btih:...)"
@@ -380,7 +441,15 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        for s in ["magnet:?", "magnet:?&&&", "magnet:?=", "magnet:?xt=", "magnet:?xt=%", "magnet:?é=é", "magnet:?xt=urn:btih:é"] {
+        for s in [
+            "magnet:?",
+            "magnet:?&&&",
+            "magnet:?=",
+            "magnet:?xt=",
+            "magnet:?xt=%",
+            "magnet:?é=é",
+            "magnet:?xt=urn:btih:é",
+        ] {
             let _ = Magnet::parse(s);
         }
     }

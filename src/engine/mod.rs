@@ -726,8 +726,9 @@ impl Session {
             for key in blamed {
                 let Some(p) = self.peers.get_mut(&key) else { continue };
                 p.hash_failures += 1;
-                if p.hash_failures >= self.config.max_hash_failures {
-                    self.close(key, format!("sent data that failed {} hash checks", p.hash_failures));
+                let failures = p.hash_failures;
+                if failures >= self.config.max_hash_failures {
+                    self.close(key, format!("sent data that failed {failures} hash checks"));
                 }
             }
             return;

@@ -46,7 +46,6 @@ pub(crate) struct Peer {
     pub upload: RateMeter,
     pub last_recv_ms: u64,
     pub last_sent_ms: u64,
-    pub connected_ms: u64,
     pub hash_failures: u32,
 }
 
@@ -74,7 +73,6 @@ impl Peer {
             upload: RateMeter::default(),
             last_recv_ms: now_ms,
             last_sent_ms: now_ms,
-            connected_ms: now_ms,
             hash_failures: 0,
         }
     }

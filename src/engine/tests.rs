@@ -146,11 +146,13 @@ fn three_leechers_share_one_seed() {
 #[test]
 fn wrong_info_hash_and_self_connections_are_dropped() {
     let (meta, all) = torrent(&[("a", 20_000)], 16 * 1024);
-    let (other, _) = torrent(&[("b", 20_000)], 16 * 1024);
+    let (other, _) = torrent(&[("b", 20_001)], 16 * 1024);
     let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&other, 2)]);
     net.connect(0, 1);
     net.run(100);
-    assert!(net.events[0].iter().any(|e| matches!(e, Event::ClosePeer { .. })));
+    // Whoever reads the other's handshake first hangs up.
+    let closed = |i: usize| net.events[i].iter().any(|e| matches!(e, Event::ClosePeer { .. }));
+    assert!(closed(0) || closed(1));
     let mut s = seeder(&meta, &all, 1);
     s.peer_connected(7, 0);
     let own = Handshake::new(meta.info_hash, PeerId([1; 20])).encode();

@@ -150,7 +150,9 @@ pub enum ClientMessage {
     Announce(Announce),
     Answer(Answer),
     /// `None`: no `info_hash` at all, meaning "every swarm".
-    Scrape { info_hashes: Option<Vec<InfoHash>> },
+    Scrape {
+        info_hashes: Option<Vec<InfoHash>>,
+    },
 }
 
 /// A rejected client frame, with what was understood of it so the failure reply can name the
@@ -164,7 +166,11 @@ pub struct ParseFailure {
 
 /// Reads a client → tracker frame (announce, answer or scrape).
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseFailure> {
-    let bare = |error| ParseFailure { error, action: None, info_hash: None };
+    let bare = |error| ParseFailure {
+        error,
+        action: None,
+        info_hash: None,
+    };
     let obj = parse_object(text, MAX_FRAME_BYTES).map_err(bare)?;
     match obj.get("action").and_then(Value::as_str) {
         Some("announce") => {
@@ -189,14 +195,23 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseFailure> {
     }
 }
 
-fn parse_announce(obj: &Map<String, Value>, info_hash: InfoHash) -> Result<ClientMessage, SignalError> {
+fn parse_announce(
+    obj: &Map<String, Value>,
+    info_hash: InfoHash,
+) -> Result<ClientMessage, SignalError> {
     let peer_id = PeerId(id20_field(obj, "peer_id")?);
     // bittorrent-tracker keys the answer path on a truthy `answer`; anything else is an announce.
     if let Some(answer) = obj.get("answer").filter(|v| !v.is_null()) {
         let to_peer_id = PeerId(id20_field(obj, "to_peer_id")?);
         let offer_id = id20_field(obj, "offer_id")?;
         let sdp = sdp_field(answer, "answer", "answer")?;
-        return Ok(ClientMessage::Answer(Answer { info_hash, peer_id, to_peer_id, offer_id, sdp }));
+        return Ok(ClientMessage::Answer(Answer {
+            info_hash,
+            peer_id,
+            to_peer_id,
+            offer_id,
+            sdp,
+        }));
     }
     let event = match obj.get("event") {
         None | Some(Value::Null) => AnnounceEvent::Update,
@@ -206,11 +221,19 @@ fn parse_announce(obj: &Map<String, Value>, info_hash: InfoHash) -> Result<Clien
             "stopped" => AnnounceEvent::Stopped,
             // "paused" (bittorrent-tracker 11) keeps the peer listed, as an update does.
             "" | "update" | "empty" | "paused" => AnnounceEvent::Update,
-            other => return Err(invalid("event", format!("unknown event {:?}", truncate(other, 32)))),
+            other => {
+                return Err(invalid(
+                    "event",
+                    format!("unknown event {:?}", truncate(other, 32)),
+                ))
+            }
         },
         Some(_) => return Err(invalid("event", "not a string")),
     };
-    let numwant = obj.get("numwant").and_then(count).map(|n| n.min(MAX_NUMWANT as u64) as u32);
+    let numwant = obj
+        .get("numwant")
+        .and_then(count)
+        .map(|n| n.min(MAX_NUMWANT as u64) as u32);
     let mut offers = Vec::new();
     if event != AnnounceEvent::Stopped {
         match obj.get("offers") {
@@ -249,12 +272,17 @@ fn parse_scrape(obj: &Map<String, Value>) -> Result<ClientMessage, SignalError> 
             if list.len() > MAX_SCRAPE_HASHES {
                 return Err(invalid(
                     "info_hash",
-                    format!("{} info hashes, at most {MAX_SCRAPE_HASHES} allowed", list.len()),
+                    format!(
+                        "{} info hashes, at most {MAX_SCRAPE_HASHES} allowed",
+                        list.len()
+                    ),
                 ));
             }
             let mut out = Vec::with_capacity(list.len());
             for v in list {
-                let s = v.as_str().ok_or_else(|| invalid("info_hash", "not a string"))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| invalid("info_hash", "not a string"))?;
                 out.push(latin1_info_hash(s)?);
             }
             Some(out)
@@ -265,7 +293,12 @@ fn parse_scrape(obj: &Map<String, Value>) -> Result<ClientMessage, SignalError> 
 }
 
 /// `{"action":"announce","info_hash","interval","complete","incomplete"}`: the tracker's reply.
-pub fn announce_reply_json(info_hash: &InfoHash, interval_s: u64, complete: u64, incomplete: u64) -> String {
+pub fn announce_reply_json(
+    info_hash: &InfoHash,
+    interval_s: u64,
+    complete: u64,
+    incomplete: u64,
+) -> String {
     json!({
         "action": "announce",
         "info_hash": info_hash.to_latin1(),
@@ -277,7 +310,12 @@ pub fn announce_reply_json(info_hash: &InfoHash, interval_s: u64, complete: u64,
 }
 
 /// An offer relayed to one peer; `peer_id` is the offerer's, so the answer can find its way back.
-pub fn offer_relay_json(info_hash: &InfoHash, from: &PeerId, offer_id: &[u8; 20], sdp: &str) -> String {
+pub fn offer_relay_json(
+    info_hash: &InfoHash,
+    from: &PeerId,
+    offer_id: &[u8; 20],
+    sdp: &str,
+) -> String {
     json!({
         "action": "announce",
         "info_hash": info_hash.to_latin1(),
@@ -289,7 +327,12 @@ pub fn offer_relay_json(info_hash: &InfoHash, from: &PeerId, offer_id: &[u8; 20]
 }
 
 /// An answer forwarded to the offerer; `peer_id` is the answerer's.
-pub fn answer_relay_json(info_hash: &InfoHash, from: &PeerId, offer_id: &[u8; 20], sdp: &str) -> String {
+pub fn answer_relay_json(
+    info_hash: &InfoHash,
+    from: &PeerId,
+    offer_id: &[u8; 20],
+    sdp: &str,
+) -> String {
     json!({
         "action": "announce",
         "info_hash": info_hash.to_latin1(),
@@ -302,7 +345,10 @@ pub fn answer_relay_json(info_hash: &InfoHash, from: &PeerId, offer_id: &[u8; 20
 
 /// `{"action":"scrape","files":{ih:{complete,incomplete,downloaded}},"flags":{...}}`; entries are
 /// `(info_hash, complete, incomplete, downloaded)`.
-pub fn scrape_reply_json(files: &[(InfoHash, u64, u64, u64)], min_request_interval_s: u64) -> String {
+pub fn scrape_reply_json(
+    files: &[(InfoHash, u64, u64, u64)],
+    min_request_interval_s: u64,
+) -> String {
     let mut map = Map::new();
     for (ih, complete, incomplete, downloaded) in files {
         map.insert(
@@ -339,7 +385,10 @@ pub fn latin1(bytes: &[u8; 20]) -> String {
 /// Size check, JSON parse and "is an object" in one step, so no caller forgets the size check.
 pub(crate) fn parse_object(text: &str, max: usize) -> Result<Map<String, Value>, SignalError> {
     if text.len() > max {
-        return Err(SignalError::TooLarge { len: text.len(), max });
+        return Err(SignalError::TooLarge {
+            len: text.len(),
+            max,
+        });
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
@@ -348,7 +397,10 @@ pub(crate) fn parse_object(text: &str, max: usize) -> Result<Map<String, Value>,
     }
 }
 
-pub(crate) fn id20_field(obj: &Map<String, Value>, field: &'static str) -> Result<[u8; 20], SignalError> {
+pub(crate) fn id20_field(
+    obj: &Map<String, Value>,
+    field: &'static str,
+) -> Result<[u8; 20], SignalError> {
     match obj.get(field) {
         None | Some(Value::Null) => Err(SignalError::Missing(field)),
         Some(Value::String(s)) => id20(s, field),
@@ -356,7 +408,10 @@ pub(crate) fn id20_field(obj: &Map<String, Value>, field: &'static str) -> Resul
     }
 }
 
-pub(crate) fn info_hash_field(obj: &Map<String, Value>, field: &'static str) -> Result<InfoHash, SignalError> {
+pub(crate) fn info_hash_field(
+    obj: &Map<String, Value>,
+    field: &'static str,
+) -> Result<InfoHash, SignalError> {
     id20_field(obj, field).map(InfoHash)
 }
 
@@ -365,11 +420,17 @@ pub(crate) fn latin1_info_hash(s: &str) -> Result<InfoHash, SignalError> {
 }
 
 fn id20(s: &str, field: &'static str) -> Result<[u8; 20], SignalError> {
-    PeerId::from_latin1(s).map(|p| p.0).map_err(|e| invalid(field, e.to_string()))
+    PeerId::from_latin1(s)
+        .map(|p| p.0)
+        .map_err(|e| invalid(field, e.to_string()))
 }
 
 /// The `sdp` of an `{"type","sdp"}` description, checking `type` when present.
-pub(crate) fn sdp_field(desc: &Value, field: &'static str, expected_type: &str) -> Result<String, SignalError> {
+pub(crate) fn sdp_field(
+    desc: &Value,
+    field: &'static str,
+    expected_type: &str,
+) -> Result<String, SignalError> {
     let Value::Object(o) = desc else {
         return Err(invalid(field, "not an object"));
     };
@@ -378,9 +439,15 @@ pub(crate) fn sdp_field(desc: &Value, field: &'static str, expected_type: &str) 
         Some(Value::String(t)) if t == expected_type => {}
         Some(_) => return Err(invalid(field, format!("type is not {expected_type:?}"))),
     }
-    let sdp = o.get("sdp").and_then(Value::as_str).ok_or_else(|| invalid(field, "no sdp string"))?;
+    let sdp = o
+        .get("sdp")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(field, "no sdp string"))?;
     if sdp.len() > MAX_SDP_BYTES {
-        return Err(invalid(field, format!("sdp of {} bytes exceeds {MAX_SDP_BYTES}", sdp.len())));
+        return Err(invalid(
+            field,
+            format!("sdp of {} bytes exceeds {MAX_SDP_BYTES}", sdp.len()),
+        ));
     }
     Ok(sdp.to_owned())
 }
@@ -390,7 +457,9 @@ pub(crate) fn sdp_field(desc: &Value, field: &'static str, expected_type: &str) 
 pub(crate) fn count(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
         }),
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
@@ -398,7 +467,10 @@ pub(crate) fn count(v: &Value) -> Option<u64> {
 }
 
 pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> SignalError {
-    SignalError::Invalid { field, reason: reason.into() }
+    SignalError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 /// Peer-supplied text echoed into an error is cut short so errors stay small.
@@ -435,14 +507,26 @@ mod tests {
 
     #[test]
     fn announce_with_offers_parses_with_high_latin1_bytes() {
-        let text = announce_text(&format!("[{},{}]", offer_item(0xF1, "v=0 a"), offer_item(0x80, "v=0 b")));
-        let ClientMessage::Announce(a) = parse_client_message(&text).unwrap() else { panic!() };
+        let text = announce_text(&format!(
+            "[{},{}]",
+            offer_item(0xF1, "v=0 a"),
+            offer_item(0x80, "v=0 b")
+        ));
+        let ClientMessage::Announce(a) = parse_client_message(&text).unwrap() else {
+            panic!()
+        };
         assert_eq!(a.info_hash, InfoHash(high_bytes(1)));
         assert_eq!(a.peer_id, PeerId(high_bytes(2)));
         assert_eq!(a.event, AnnounceEvent::Started);
         assert_eq!((a.left, a.numwant), (Some(100), Some(3)));
         assert_eq!(a.offers.len(), 2);
-        assert_eq!(a.offers[0], OfferOut { offer_id: [0xF1; 20], sdp: "v=0 a".into() });
+        assert_eq!(
+            a.offers[0],
+            OfferOut {
+                offer_id: [0xF1; 20],
+                sdp: "v=0 a".into()
+            }
+        );
         assert_eq!(a.offers[1].offer_id, [0x80; 20]);
     }
 
@@ -454,7 +538,9 @@ mod tests {
             "answer": {"type": "answer", "sdp": "v=0 ans"}
         })
         .to_string();
-        let ClientMessage::Answer(a) = parse_client_message(&text).unwrap() else { panic!() };
+        let ClientMessage::Answer(a) = parse_client_message(&text).unwrap() else {
+            panic!()
+        };
         assert_eq!(a.to_peer_id, PeerId([0xE9; 20]));
         assert_eq!(a.offer_id, [0xAA; 20]);
         assert_eq!(a.sdp, "v=0 ans");
@@ -473,11 +559,26 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(ev(""), (AnnounceEvent::Update, None, None));
-        assert_eq!(ev(r#","event":"completed","left":0"#), (AnnounceEvent::Completed, Some(0), None));
-        assert_eq!(ev(r#","event":"stopped","left":null"#), (AnnounceEvent::Stopped, None, None));
-        assert_eq!(ev(r#","event":"paused","left":"12""#), (AnnounceEvent::Update, Some(12), None));
-        assert_eq!(ev(r#","left":1.5e3,"numwant":1000"#), (AnnounceEvent::Update, Some(1500), Some(82)));
-        assert_eq!(ev(r#","left":-4,"numwant":-1"#), (AnnounceEvent::Update, None, None));
+        assert_eq!(
+            ev(r#","event":"completed","left":0"#),
+            (AnnounceEvent::Completed, Some(0), None)
+        );
+        assert_eq!(
+            ev(r#","event":"stopped","left":null"#),
+            (AnnounceEvent::Stopped, None, None)
+        );
+        assert_eq!(
+            ev(r#","event":"paused","left":"12""#),
+            (AnnounceEvent::Update, Some(12), None)
+        );
+        assert_eq!(
+            ev(r#","left":1.5e3,"numwant":1000"#),
+            (AnnounceEvent::Update, Some(1500), Some(82))
+        );
+        assert_eq!(
+            ev(r#","left":-4,"numwant":-1"#),
+            (AnnounceEvent::Update, None, None)
+        );
         let err = parse_client_message(&base(r#","event":"bogus""#)).unwrap_err();
         assert_eq!(err.action, Some(Action::Announce));
         assert_eq!(err.info_hash, Some(InfoHash([b'a'; 20])));
@@ -486,12 +587,18 @@ mod tests {
 
     #[test]
     fn stopped_carries_no_offers_and_extra_offers_are_ignored() {
-        let many: Vec<String> = (0..MAX_OFFERS + 5).map(|i| offer_item(i as u8, "v=0")).collect();
+        let many: Vec<String> = (0..MAX_OFFERS + 5)
+            .map(|i| offer_item(i as u8, "v=0"))
+            .collect();
         let text = announce_text(&format!("[{}]", many.join(",")));
-        let ClientMessage::Announce(a) = parse_client_message(&text).unwrap() else { panic!() };
+        let ClientMessage::Announce(a) = parse_client_message(&text).unwrap() else {
+            panic!()
+        };
         assert_eq!(a.offers.len(), MAX_OFFERS);
         let stopped = text.replace(r#""started""#, r#""stopped""#);
-        let ClientMessage::Announce(a) = parse_client_message(&stopped).unwrap() else { panic!() };
+        let ClientMessage::Announce(a) = parse_client_message(&stopped).unwrap() else {
+            panic!()
+        };
         assert!(a.offers.is_empty());
     }
 
@@ -501,15 +608,33 @@ mod tests {
         assert!(matches!(e("not json"), SignalError::Json(_)));
         assert_eq!(e("[1,2]"), SignalError::NotObject);
         assert_eq!(e("{}"), SignalError::Action("missing".into()));
-        assert_eq!(e(r#"{"action":"dance"}"#), SignalError::Action("dance".into()));
-        assert_eq!(e(r#"{"action":"announce"}"#), SignalError::Missing("info_hash"));
+        assert_eq!(
+            e(r#"{"action":"dance"}"#),
+            SignalError::Action("dance".into())
+        );
+        assert_eq!(
+            e(r#"{"action":"announce"}"#),
+            SignalError::Missing("info_hash")
+        );
         let short = r#"{"action":"announce","info_hash":"abc"}"#;
-        assert_eq!(e(short).to_string(), "invalid info_hash: expected 20 characters, found 3");
-        let wide = format!(r#"{{"action":"announce","info_hash":"{}"}}"#, "\u{100}".repeat(20));
-        assert!(e(&wide).to_string().starts_with("invalid info_hash: unexpected character"));
-        let no_peer = format!(r#"{{"action":"announce","info_hash":"{}"}}"#, "x".repeat(20));
+        assert_eq!(
+            e(short).to_string(),
+            "invalid info_hash: expected 20 characters, found 3"
+        );
+        let wide = format!(
+            r#"{{"action":"announce","info_hash":"{}"}}"#,
+            "\u{100}".repeat(20)
+        );
+        assert!(e(&wide)
+            .to_string()
+            .starts_with("invalid info_hash: unexpected character"));
+        let no_peer = format!(
+            r#"{{"action":"announce","info_hash":"{}"}}"#,
+            "x".repeat(20)
+        );
         assert_eq!(e(&no_peer), SignalError::Missing("peer_id"));
-        let bad_offer = announce_text(r#"[{"offer_id":"short","offer":{"type":"offer","sdp":"x"}}]"#);
+        let bad_offer =
+            announce_text(r#"[{"offer_id":"short","offer":{"type":"offer","sdp":"x"}}]"#);
         assert!(e(&bad_offer).to_string().starts_with("invalid offer_id"));
         let wrong_type = announce_text(&format!(
             r#"[{{"offer_id":{},"offer":{{"type":"answer","sdp":"x"}}}}]"#,
@@ -528,12 +653,19 @@ mod tests {
         let huge = " ".repeat(MAX_FRAME_BYTES + 1);
         assert_eq!(
             parse_client_message(&huge).unwrap_err().error,
-            SignalError::TooLarge { len: MAX_FRAME_BYTES + 1, max: MAX_FRAME_BYTES }
+            SignalError::TooLarge {
+                len: MAX_FRAME_BYTES + 1,
+                max: MAX_FRAME_BYTES
+            }
         );
         let long_sdp = "s".repeat(MAX_SDP_BYTES + 1);
         let text = announce_text(&format!("[{}]", offer_item(1, &long_sdp)));
         assert!(text.len() < MAX_FRAME_BYTES);
-        assert!(parse_client_message(&text).unwrap_err().error.to_string().contains("exceeds"));
+        assert!(parse_client_message(&text)
+            .unwrap_err()
+            .error
+            .to_string()
+            .contains("exceeds"));
         let hashes: Vec<String> = (0..=MAX_SCRAPE_HASHES).map(|_| "h".repeat(20)).collect();
         let scrape = json!({"action": "scrape", "info_hash": hashes}).to_string();
         let err = parse_client_message(&scrape).unwrap_err();
@@ -545,10 +677,14 @@ mod tests {
         let one = json!({"action": "scrape", "info_hash": latin1(&[0xC3; 20])}).to_string();
         assert_eq!(
             parse_client_message(&one).unwrap(),
-            ClientMessage::Scrape { info_hashes: Some(vec![InfoHash([0xC3; 20])]) }
+            ClientMessage::Scrape {
+                info_hashes: Some(vec![InfoHash([0xC3; 20])])
+            }
         );
         let list = json!({"action": "scrape", "info_hash": [latin1(&[1; 20]), latin1(&[2; 20])]});
-        let ClientMessage::Scrape { info_hashes: Some(v) } = parse_client_message(&list.to_string()).unwrap()
+        let ClientMessage::Scrape {
+            info_hashes: Some(v),
+        } = parse_client_message(&list.to_string()).unwrap()
         else {
             panic!()
         };
@@ -563,9 +699,20 @@ mod tests {
     fn outgoing_frames_round_trip_latin1() {
         let ih = InfoHash(high_bytes(9));
         let v: Value = serde_json::from_str(&announce_reply_json(&ih, 120, 2, 3)).unwrap();
-        assert_eq!(v["info_hash"].as_str().map(InfoHash::from_latin1), Some(Ok(ih)));
-        assert_eq!((v["interval"].as_u64(), v["complete"].as_u64(), v["incomplete"].as_u64()), (Some(120), Some(2), Some(3)));
-        let f: Value = serde_json::from_str(&failure_json("nope", Some(Action::Announce), Some(&ih))).unwrap();
+        assert_eq!(
+            v["info_hash"].as_str().map(InfoHash::from_latin1),
+            Some(Ok(ih))
+        );
+        assert_eq!(
+            (
+                v["interval"].as_u64(),
+                v["complete"].as_u64(),
+                v["incomplete"].as_u64()
+            ),
+            (Some(120), Some(2), Some(3))
+        );
+        let f: Value =
+            serde_json::from_str(&failure_json("nope", Some(Action::Announce), Some(&ih))).unwrap();
         assert_eq!(f["failure reason"], "nope");
         assert_eq!(f["action"], "announce");
         let bare: Value = serde_json::from_str(&failure_json("bad", None, None)).unwrap();

@@ -131,7 +131,10 @@ impl Swarm {
             chosen.push(if chosen.contains(&t) { j } else { t });
         }
         // Positions are over the m peers other than `exclude`.
-        chosen.iter().map(|&p| if p >= exclude { p + 1 } else { p }).collect()
+        chosen
+            .iter()
+            .map(|&p| if p >= exclude { p + 1 } else { p })
+            .collect()
     }
 }
 
@@ -147,7 +150,12 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Tracker {
-        Tracker { config, swarms: BTreeMap::new(), conns: HashMap::new(), counters: Counters::default() }
+        Tracker {
+            config,
+            swarms: BTreeMap::new(),
+            conns: HashMap::new(),
+            counters: Counters::default(),
+        }
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -157,13 +165,22 @@ impl Tracker {
     /// Handles one text frame from `conn` and returns the frames to send: first any reply to
     /// `conn`, then relays to other connections (possibly `conn` itself when it carries several
     /// peer ids, as when two WebTorrent clients in one page share a socket).
-    pub fn handle_text(&mut self, conn: ConnId, text: &str, now_ms: u64, rng: &mut Rng) -> Vec<(ConnId, String)> {
+    pub fn handle_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now_ms: u64,
+        rng: &mut Rng,
+    ) -> Vec<(ConnId, String)> {
         let mut out = Vec::new();
         match msg::parse_client_message(text) {
             Err(f) => {
                 self.counters.failures += 1;
                 let reason = f.error.to_string();
-                out.push((conn, msg::failure_json(&reason, f.action, f.info_hash.as_ref())));
+                out.push((
+                    conn,
+                    msg::failure_json(&reason, f.action, f.info_hash.as_ref()),
+                ));
             }
             Ok(ClientMessage::Announce(a)) => self.announce(conn, a, now_ms, rng, &mut out),
             Ok(ClientMessage::Answer(a)) => self.answer(conn, a, now_ms, &mut out),
@@ -174,7 +191,9 @@ impl Tracker {
 
     /// The connection is gone: every peer it registered leaves its swarms.
     pub fn disconnect(&mut self, conn: ConnId) {
-        let Some(keys) = self.conns.remove(&conn) else { return };
+        let Some(keys) = self.conns.remove(&conn) else {
+            return;
+        };
         for (ih, pid) in keys {
             self.remove_peer_if_owned(ih, pid, conn);
         }
@@ -220,10 +239,19 @@ impl Tracker {
 
     /// `(complete, incomplete, downloaded)` of one swarm; zeros when unknown.
     pub fn swarm_counts(&self, info_hash: &InfoHash) -> (u64, u64, u64) {
-        self.swarms.get(info_hash).map_or((0, 0, 0), |s| (s.complete, s.incomplete, s.downloaded))
+        self.swarms
+            .get(info_hash)
+            .map_or((0, 0, 0), |s| (s.complete, s.incomplete, s.downloaded))
     }
 
-    fn announce(&mut self, conn: ConnId, a: Announce, now_ms: u64, rng: &mut Rng, out: &mut Vec<(ConnId, String)>) {
+    fn announce(
+        &mut self,
+        conn: ConnId,
+        a: Announce,
+        now_ms: u64,
+        rng: &mut Rng,
+        out: &mut Vec<(ConnId, String)>,
+    ) {
         self.counters.announces += 1;
         let (ih, pid) = (a.info_hash, a.peer_id);
         let interval = self.config.interval_s;
@@ -234,7 +262,10 @@ impl Tracker {
             self.remove_peer_if_owned(ih, pid, conn);
             self.forget_registration(conn, ih, pid);
             let (complete, incomplete, _) = self.swarm_counts(&ih);
-            out.push((conn, msg::announce_reply_json(&ih, interval, complete, incomplete)));
+            out.push((
+                conn,
+                msg::announce_reply_json(&ih, interval, complete, incomplete),
+            ));
             return;
         }
 
@@ -243,8 +274,14 @@ impl Tracker {
         let held = self.conns.get(&conn).map_or(0, |set| set.len());
         if !registered && held >= self.config.max_swarms_per_conn {
             self.counters.failures += 1;
-            let reason = format!("too many torrents on one connection (limit {})", self.config.max_swarms_per_conn);
-            out.push((conn, msg::failure_json(&reason, Some(Action::Announce), Some(&ih))));
+            let reason = format!(
+                "too many torrents on one connection (limit {})",
+                self.config.max_swarms_per_conn
+            );
+            out.push((
+                conn,
+                msg::failure_json(&reason, Some(Action::Announce), Some(&ih)),
+            ));
             return;
         }
 
@@ -265,21 +302,36 @@ impl Tracker {
                 }
             }
             None => {
-                swarm.insert(PeerEntry { peer_id: pid, conn, complete: now_complete, last_seen_ms: now_ms });
+                swarm.insert(PeerEntry {
+                    peer_id: pid,
+                    conn,
+                    complete: now_complete,
+                    last_seen_ms: now_ms,
+                });
                 if a.event == AnnounceEvent::Completed {
                     swarm.downloaded += 1;
                 }
             }
         }
-        out.push((conn, msg::announce_reply_json(&ih, interval, swarm.complete, swarm.incomplete)));
+        out.push((
+            conn,
+            msg::announce_reply_json(&ih, interval, swarm.complete, swarm.incomplete),
+        ));
 
-        let wanted = a.offers.len().min(MAX_OFFERS).min(a.numwant.map_or(usize::MAX, |n| n as usize));
+        let wanted = a
+            .offers
+            .len()
+            .min(MAX_OFFERS)
+            .min(a.numwant.map_or(usize::MAX, |n| n as usize));
         if wanted > 0 {
             let me = swarm.index.get(&pid).copied().unwrap_or(usize::MAX);
             let targets = swarm.sample_others(me, wanted, rng);
             for (offer, t) in a.offers.iter().zip(targets) {
                 let to = swarm.peers[t].conn;
-                out.push((to, msg::offer_relay_json(&ih, &pid, &offer.offer_id, &offer.sdp)));
+                out.push((
+                    to,
+                    msg::offer_relay_json(&ih, &pid, &offer.offer_id, &offer.sdp),
+                ));
                 self.counters.offers_relayed += 1;
             }
         }
@@ -310,11 +362,21 @@ impl Tracker {
         }
     }
 
-    fn scrape(&mut self, conn: ConnId, info_hashes: Option<Vec<InfoHash>>, out: &mut Vec<(ConnId, String)>) {
+    fn scrape(
+        &mut self,
+        conn: ConnId,
+        info_hashes: Option<Vec<InfoHash>>,
+        out: &mut Vec<(ConnId, String)>,
+    ) {
         self.counters.scrapes += 1;
         let hashes: Vec<InfoHash> = match info_hashes {
             Some(v) => v,
-            None => self.swarms.keys().take(self.config.max_scrape_all).copied().collect(),
+            None => self
+                .swarms
+                .keys()
+                .take(self.config.max_scrape_all)
+                .copied()
+                .collect(),
         };
         let files: Vec<(InfoHash, u64, u64, u64)> = hashes
             .iter()
@@ -328,7 +390,9 @@ impl Tracker {
 
     /// Removes `pid` from swarm `ih` if `conn` still holds it; drops the swarm when it empties.
     fn remove_peer_if_owned(&mut self, ih: InfoHash, pid: PeerId, conn: ConnId) {
-        let Some(swarm) = self.swarms.get_mut(&ih) else { return };
+        let Some(swarm) = self.swarms.get_mut(&ih) else {
+            return;
+        };
         if swarm.get(&pid).is_some_and(|p| p.conn == conn) {
             swarm.remove(&pid);
             if swarm.peers.is_empty() {
@@ -357,11 +421,17 @@ impl Tracker {
             assert_eq!(s.index.len(), s.peers.len());
             for (i, p) in s.peers.iter().enumerate() {
                 assert_eq!(s.index[&p.peer_id], i);
-                assert!(self.conns[&p.conn].contains(&(*ih, p.peer_id)), "unregistered peer");
+                assert!(
+                    self.conns[&p.conn].contains(&(*ih, p.peer_id)),
+                    "unregistered peer"
+                );
                 registered += 1;
             }
         }
-        assert_eq!(self.conns.values().map(|s| s.len()).sum::<usize>(), registered);
+        assert_eq!(
+            self.conns.values().map(|s| s.len()).sum::<usize>(),
+            registered
+        );
     }
 }
 
@@ -380,7 +450,13 @@ mod tests {
         PeerId(b)
     }
 
-    fn announce(ih: &InfoHash, p: &PeerId, event: Option<&str>, left: u64, offers: &[(u8, &str)]) -> String {
+    fn announce(
+        ih: &InfoHash,
+        p: &PeerId,
+        event: Option<&str>,
+        left: u64,
+        offers: &[(u8, &str)],
+    ) -> String {
         let mut v = json!({
             "action": "announce", "info_hash": ih.to_latin1(), "peer_id": p.to_latin1(),
             "uploaded": 0, "downloaded": 0, "left": left, "numwant": offers.len(),
@@ -405,7 +481,10 @@ mod tests {
 
     impl Fixture {
         fn new() -> Fixture {
-            Fixture { t: Tracker::new(TrackerConfig::default()), rng: Rng::new(42) }
+            Fixture {
+                t: Tracker::new(TrackerConfig::default()),
+                rng: Rng::new(42),
+            }
         }
         fn send(&mut self, conn: u64, text: &str, now: u64) -> Vec<(ConnId, Value)> {
             let out = self.t.handle_text(ConnId(conn), text, now, &mut self.rng);
@@ -423,10 +502,20 @@ mod tests {
         assert_eq!(out[0].1["complete"], 1);
         assert_eq!(out[0].1["interval"], 120);
 
-        let out = f.send(2, &announce(&IH, &pid(2), Some("started"), 50, &[(0xF7, "sdp-offer")]), 10);
+        let out = f.send(
+            2,
+            &announce(&IH, &pid(2), Some("started"), 50, &[(0xF7, "sdp-offer")]),
+            10,
+        );
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].0, ConnId(2));
-        assert_eq!((out[0].1["complete"].as_u64(), out[0].1["incomplete"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(
+            (
+                out[0].1["complete"].as_u64(),
+                out[0].1["incomplete"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
         let (to, relay) = &out[1];
         assert_eq!(*to, ConnId(1));
         assert_eq!(relay["action"], "announce");
@@ -442,7 +531,11 @@ mod tests {
             "answer": {"type": "answer", "sdp": "sdp-answer"}
         });
         let out = f.send(1, &answer.to_string(), 20);
-        assert_eq!(out.len(), 1, "no reply to the answerer, one frame to the offerer");
+        assert_eq!(
+            out.len(),
+            1,
+            "no reply to the answerer, one frame to the offerer"
+        );
         let (to, fwd) = &out[0];
         assert_eq!(*to, ConnId(2));
         assert_eq!(fwd["peer_id"], pid(1).to_latin1());
@@ -457,7 +550,11 @@ mod tests {
     #[test]
     fn lone_peer_offers_go_nowhere_and_answers_to_strangers_are_dropped() {
         let mut f = Fixture::new();
-        let out = f.send(1, &announce(&IH, &pid(1), Some("started"), 9, &[(1, "a"), (2, "b")]), 0);
+        let out = f.send(
+            1,
+            &announce(&IH, &pid(1), Some("started"), 9, &[(1, "a"), (2, "b")]),
+            0,
+        );
         assert_eq!(out.len(), 1, "never relayed back to the announcer");
         let answer = json!({
             "action": "announce", "info_hash": IH.to_latin1(), "peer_id": pid(1).to_latin1(),
@@ -472,7 +569,11 @@ mod tests {
     fn offers_spread_over_distinct_peers_bounded_by_numwant_and_peers() {
         let mut f = Fixture::new();
         for n in 1..=6 {
-            f.send(n as u64, &announce(&IH, &pid(n), Some("started"), 1, &[]), 0);
+            f.send(
+                n as u64,
+                &announce(&IH, &pid(n), Some("started"), 1, &[]),
+                0,
+            );
         }
         let offers: Vec<(u8, &str)> = (0..8).map(|i| (i, "s")).collect();
         let out = f.send(9, &announce(&IH, &pid(9), None, 1, &offers), 1);
@@ -480,7 +581,10 @@ mod tests {
         assert_eq!(out.len() - 1, 6, "one offer per other peer, no more");
         assert_eq!(targets.len(), 6);
         assert!(!targets.contains(&ConnId(9)));
-        let ids: BTreeSet<String> = out[1..].iter().map(|(_, v)| v["offer_id"].as_str().unwrap().to_owned()).collect();
+        let ids: BTreeSet<String> = out[1..]
+            .iter()
+            .map(|(_, v)| v["offer_id"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(ids.len(), 6, "each offer used once");
 
         let mut v = parse(&announce(&IH, &pid(9), None, 1, &offers));
@@ -495,7 +599,12 @@ mod tests {
     fn sampling_is_uniform_enough_and_never_picks_self() {
         let mut s = Swarm::default();
         for n in 0..10 {
-            s.insert(PeerEntry { peer_id: pid(n), conn: ConnId(n as u64), complete: false, last_seen_ms: 0 });
+            s.insert(PeerEntry {
+                peer_id: pid(n),
+                conn: ConnId(n as u64),
+                complete: false,
+                last_seen_ms: 0,
+            });
         }
         let mut rng = Rng::new(1);
         let mut hits = [0u32; 10];
@@ -524,7 +633,13 @@ mod tests {
         f.send(2, &announce(&IH, &pid(2), Some("started"), 0, &[]), 0);
         assert_eq!(f.t.swarm_counts(&IH), (1, 1, 0));
         let out = f.send(1, &announce(&IH, &pid(1), Some("completed"), 0, &[]), 1);
-        assert_eq!((out[0].1["complete"].as_u64(), out[0].1["incomplete"].as_u64()), (Some(2), Some(0)));
+        assert_eq!(
+            (
+                out[0].1["complete"].as_u64(),
+                out[0].1["incomplete"].as_u64()
+            ),
+            (Some(2), Some(0))
+        );
         assert_eq!(f.t.swarm_counts(&IH), (2, 0, 1));
         // A repeated `completed` is not a second download.
         f.send(1, &announce(&IH, &pid(1), Some("completed"), 0, &[]), 2);
@@ -571,7 +686,11 @@ mod tests {
         f.send(2, &announce(&IH, &pid(2), Some("started"), 1, &[]), 0);
         f.send(2, &announce(&IH2, &pid(2), Some("started"), 1, &[]), 0);
         f.send(1, &announce(&IH, &pid(1), None, 1, &[]), timeout);
-        assert_eq!(f.t.expire(timeout), 0, "exactly at the timeout is still alive");
+        assert_eq!(
+            f.t.expire(timeout),
+            0,
+            "exactly at the timeout is still alive"
+        );
         assert_eq!(f.t.expire(timeout + 1), 2);
         f.t.check_invariants();
         assert_eq!((f.t.swarms(), f.t.peers(), f.t.connections()), (1, 1, 1));
@@ -610,9 +729,17 @@ mod tests {
     fn one_connection_many_peer_ids_and_swarms() {
         let mut f = Fixture::new();
         f.send(1, &announce(&IH, &pid(1), Some("started"), 1, &[]), 0);
-        let out = f.send(1, &announce(&IH, &pid(2), Some("started"), 1, &[(4, "o")]), 0);
+        let out = f.send(
+            1,
+            &announce(&IH, &pid(2), Some("started"), 1, &[(4, "o")]),
+            0,
+        );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].0, ConnId(1), "relayed to the other peer id on the same socket");
+        assert_eq!(
+            out[1].0,
+            ConnId(1),
+            "relayed to the other peer id on the same socket"
+        );
         assert_eq!(out[1].1["peer_id"], pid(2).to_latin1());
     }
 
@@ -620,10 +747,25 @@ mod tests {
     fn per_connection_swarm_limit() {
         let mut f = Fixture::new();
         f.t.config.max_swarms_per_conn = 2;
-        f.send(1, &announce(&InfoHash([1; 20]), &pid(1), Some("started"), 1, &[]), 0);
-        f.send(1, &announce(&InfoHash([2; 20]), &pid(1), Some("started"), 1, &[]), 0);
-        let out = f.send(1, &announce(&InfoHash([3; 20]), &pid(1), Some("started"), 1, &[]), 0);
-        assert!(out[0].1["failure reason"].as_str().unwrap().contains("too many"));
+        f.send(
+            1,
+            &announce(&InfoHash([1; 20]), &pid(1), Some("started"), 1, &[]),
+            0,
+        );
+        f.send(
+            1,
+            &announce(&InfoHash([2; 20]), &pid(1), Some("started"), 1, &[]),
+            0,
+        );
+        let out = f.send(
+            1,
+            &announce(&InfoHash([3; 20]), &pid(1), Some("started"), 1, &[]),
+            0,
+        );
+        assert!(out[0].1["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("too many"));
         assert_eq!(out[0].1["info_hash"], InfoHash([3; 20]).to_latin1());
         // Re-announcing a held one still works.
         let out = f.send(1, &announce(&InfoHash([2; 20]), &pid(1), None, 1, &[]), 1);
@@ -643,7 +785,10 @@ mod tests {
         assert_eq!(out[0].0, ConnId(3));
         let files = out[0].1["files"].as_object().unwrap();
         assert_eq!(files.len(), 1);
-        assert_eq!(files[&IH.to_latin1()], json!({"complete": 1, "incomplete": 1, "downloaded": 0}));
+        assert_eq!(
+            files[&IH.to_latin1()],
+            json!({"complete": 1, "incomplete": 1, "downloaded": 0})
+        );
         assert_eq!(out[0].1["action"], "scrape");
 
         let unknown = InfoHash([0xAB; 20]);
@@ -661,14 +806,25 @@ mod tests {
     #[test]
     fn garbage_gets_a_failure_reason_and_changes_nothing() {
         let mut f = Fixture::new();
-        for junk in ["", "{", "null", "[]", r#"{"action":5}"#, "\u{0}\u{1}", r#"{"action":"announce","info_hash":"x"}"#] {
+        for junk in [
+            "",
+            "{",
+            "null",
+            "[]",
+            r#"{"action":5}"#,
+            "\u{0}\u{1}",
+            r#"{"action":"announce","info_hash":"x"}"#,
+        ] {
             let out = f.send(1, junk, 0);
             assert_eq!(out.len(), 1, "{junk:?}");
             assert_eq!(out[0].0, ConnId(1));
             assert!(out[0].1["failure reason"].is_string(), "{junk:?}");
         }
         let out = f.send(1, &"x".repeat(msg::MAX_FRAME_BYTES + 1), 0);
-        assert!(out[0].1["failure reason"].as_str().unwrap().contains("exceeds"));
+        assert!(out[0].1["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds"));
         assert_eq!((f.t.swarms(), f.t.connections()), (0, 0));
         assert_eq!(f.t.counters().failures, 8);
     }
@@ -678,10 +834,17 @@ mod tests {
         let run = || {
             let mut f = Fixture::new();
             for n in 1..=20 {
-                f.send(n as u64, &announce(&IH, &pid(n), Some("started"), 1, &[]), 0);
+                f.send(
+                    n as u64,
+                    &announce(&IH, &pid(n), Some("started"), 1, &[]),
+                    0,
+                );
             }
             let offers: Vec<(u8, &str)> = (0..5).map(|i| (i, "s")).collect();
-            f.send(99, &announce(&IH, &pid(99), None, 1, &offers), 1).into_iter().map(|(c, _)| c).collect::<Vec<_>>()
+            f.send(99, &announce(&IH, &pid(99), None, 1, &offers), 1)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
     }

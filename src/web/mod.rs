@@ -42,7 +42,7 @@ export interface ClientOptions {
 }
 export interface SeedInput { name: string; data: Uint8Array }
 export interface SeedOptions {
-  /** Torrent name; defaults to the single file's name, or "files". Multi-file torrents use it as the folder. */
+  /** Torrent name; by default as create-torrent names it (the file, or the shared folder). */
   name?: string;
   pieceLength?: number;
   /** Extra tracker URLs for this torrent. */
@@ -241,7 +241,7 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
     Ok(out)
 }
 
-fn seed_inputs(client: &Rc<RefCell<ClientInner>>, mut inputs: Vec<InputFile>, opts: &JsValue) -> Result<TorrentRef, JsValue> {
+fn seed_inputs(client: &Rc<RefCell<ClientInner>>, inputs: Vec<InputFile>, opts: &JsValue) -> Result<TorrentRef, JsValue> {
     let (peer_id, client_trackers) = {
         let c = client.borrow();
         if c.destroyed {
@@ -250,23 +250,9 @@ fn seed_inputs(client: &Rc<RefCell<ClientInner>>, mut inputs: Vec<InputFile>, op
         (c.peer_id, c.trackers.clone())
     };
     let trackers = usable_trackers(client_trackers.into_iter().chain(util::get_strings(opts, "announce")));
-    // Files from a folder drop share their first path component: that is the torrent's name.
-    let common_root = inputs.len() > 1
-        && inputs.iter().all(|f| f.path.len() > 1 && f.path[0] == inputs[0].path[0]);
-    let name = util::get_string(opts, "name").or_else(|| {
-        if inputs.len() == 1 {
-            inputs[0].path.last().cloned()
-        } else if common_root {
-            Some(inputs[0].path[0].clone())
-        } else {
-            Some("files".into())
-        }
-    });
-    if common_root {
-        for f in inputs.iter_mut() {
-            f.path.remove(0);
-        }
-    }
+    // `create` strips a shared top folder and names the torrent after it, as create-torrent
+    // does, so the same files give WebTorrent's info-hash; pass paths exactly as dropped.
+    let name = util::get_string(opts, "name");
     let create_opts = CreateOptions {
         name,
         piece_length: util::get_f64(opts, "pieceLength").map(|v| v as u32),

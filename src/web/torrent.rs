@@ -70,7 +70,6 @@ impl PeerConn {
 struct PendingOffer {
     key: PeerKey,
     created_ms: u64,
-    tracker: String,
 }
 
 struct TrackerState {
@@ -95,7 +94,6 @@ pub(crate) struct TorrentInner {
     pub done: Deferred,
     pub ready: Deferred,
     pub destroyed: bool,
-    pub error: Option<String>,
     self_ref: Weak<RefCell<TorrentInner>>,
 }
 
@@ -128,7 +126,6 @@ impl TorrentInner {
             done: Deferred::new(),
             ready: Deferred::new(),
             destroyed: false,
-            error: None,
             self_ref: Weak::new(),
         }));
         {
@@ -290,7 +287,7 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
         }
         let t = t.clone();
         spawn_local(async move {
-            let offers = if want { make_offers(&t, &url, OFFERS_PER_ANNOUNCE).await } else { Vec::new() };
+            let offers = if want { make_offers(&t, OFFERS_PER_ANNOUNCE).await } else { Vec::new() };
             let (text, client) = {
                 let mut inner = t.borrow_mut();
                 if inner.destroyed {
@@ -321,7 +318,7 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
 
 /// Makes `n` peer connections with a data channel each and waits for their ICE gathering, so the
 /// SDP carries every candidate (WebTorrent does not trickle).
-async fn make_offers(t: &TorrentRef, url: &str, n: usize) -> Vec<OfferOut> {
+async fn make_offers(t: &TorrentRef, n: usize) -> Vec<OfferOut> {
     let mut out = Vec::new();
     for _ in 0..n {
         let (pc, key, offer_id) = {
@@ -349,7 +346,7 @@ async fn make_offers(t: &TorrentRef, url: &str, n: usize) -> Vec<OfferOut> {
         match sdp {
             Ok(sdp) if !inner.destroyed && !sdp.is_empty() => {
                 inner.peers.insert(key, conn);
-                inner.offers.insert(offer_id, PendingOffer { key, created_ms: now_ms(), tracker: url.to_string() });
+                inner.offers.insert(offer_id, PendingOffer { key, created_ms: now_ms() });
                 out.push(OfferOut { offer_id, sdp });
             }
             _ => conn.close(),

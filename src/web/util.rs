@@ -74,10 +74,6 @@ impl Deferred {
             let _ = self.reject.call1(&JsValue::NULL, &js_sys::Error::new(message));
         }
     }
-
-    pub fn is_settled(&self) -> bool {
-        self.settled
-    }
 }
 
 pub fn get(obj: &JsValue, key: &str) -> JsValue {

@@ -1,0 +1,127 @@
+//! `seedtab serve`: one process that serves the built web app (a static directory, with
+//! `index.html` as the fallback for client-side routes), its runtime configuration at
+//! `GET /config.json`, and the WebSocket tracker at `/announce` — so a single address is all a
+//! deployment or a browser test needs.
+//!
+//! Only wiring: no protocol logic, and nothing outside the `--www` directory is ever served.
+
+use std::future::Future;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tower_http::services::{ServeDir, ServeFile};
+
+use super::tracker::{self, TrackerService};
+use crate::signal::server::TrackerConfig;
+
+/// What `seedtab serve` serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The built web app; `index.html` inside it answers every path that is not a file.
+    pub www: PathBuf,
+    /// STUN/TURN URLs handed to the browser in `/config.json`, in order.
+    pub ice_servers: Vec<String>,
+    pub tracker: TrackerConfig,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            www: PathBuf::from("www/dist"),
+            ice_servers: Vec::new(),
+            tracker: TrackerConfig::default(),
+        }
+    }
+}
+
+/// The body of `GET /config.json`: `{"iceServers":[{"urls":URL}...],"trackers":[]}`. An empty
+/// `trackers` list tells the web app to use this origin's `/announce`.
+pub fn config_json(ice_servers: &[String]) -> Value {
+    let ice: Vec<Value> = ice_servers.iter().map(|u| json!({ "urls": u })).collect();
+    json!({ "iceServers": ice, "trackers": [] })
+}
+
+/// The whole app: tracker routes (`/announce`, `/stats`), `/config.json`, static files.
+pub fn app_router(opts: &ServeOptions, tracker: Arc<TrackerService>) -> Router {
+    let config = config_json(&opts.ice_servers).to_string();
+    let files = ServeDir::new(&opts.www).fallback(ServeFile::new(opts.www.join("index.html")));
+    tracker::router(tracker, false)
+        .route(
+            "/config.json",
+            get(move || {
+                let body = config.clone();
+                // The config may change between runs of the same origin; never let it go stale.
+                async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/json"),
+                            (header::CACHE_CONTROL, "no-store"),
+                        ],
+                        body,
+                    )
+                }
+            }),
+        )
+        .fallback_service(files)
+}
+
+/// Serves the app on `listener` until `shutdown` resolves.
+pub async fn serve_app(
+    listener: TcpListener,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    if !opts.www.join("index.html").is_file() {
+        tracing::warn!(www = %opts.www.display(), "no index.html in the web app directory; build the app or pass --www");
+    }
+    let service = TrackerService::new(opts.tracker.clone());
+    let app = app_router(&opts, service.clone());
+    tracker::serve_router(listener, app, service, shutdown).await
+}
+
+/// `seedtab serve`: binds `addr`, prints `seedtab serving http://ADDR/ (tracker ws://ADDR/announce)`
+/// with the real bound address, serves until Ctrl-C or SIGTERM.
+pub async fn run(addr: SocketAddr, opts: ServeOptions) -> io::Result<()> {
+    let listener = bind(addr).await?;
+    let local = listener.local_addr()?;
+    announce_line(&format!(
+        "seedtab serving http://{local}/ (tracker ws://{local}/announce)"
+    ));
+    serve_app(listener, opts, super::shutdown_signal()).await
+}
+
+/// Binds, with the address in the error (a bare "Address already in use" names no port).
+pub(crate) async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Prints the line scripts wait for, flushed at once (stdout is block-buffered under a pipe).
+pub(crate) fn announce_line(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lists_ice_servers_in_order() {
+        let v = config_json(&["stun:a:3478".into(), "turn:b".into()]);
+        assert_eq!(
+            v,
+            json!({"iceServers": [{"urls": "stun:a:3478"}, {"urls": "turn:b"}], "trackers": []})
+        );
+        assert_eq!(config_json(&[]), json!({"iceServers": [], "trackers": []}));
+    }
+}
