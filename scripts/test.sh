@@ -80,7 +80,7 @@ finish() {
 section "setup" - bash scripts/setup.sh
 if [ ${#failed_sections[@]} -gt 0 ]; then finish; fi
 
-section "rustfmt" - cargo fmt --all --check
+section "rustfmt" - cargo fmt --all --check -- --color never
 section "clippy (native)" - cargo clippy --all-targets --features native -- -D warnings
 section "clippy (wasm32)" - cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
 section "cargo test" cargo cargo test --features native --no-fail-fast
@@ -108,7 +108,9 @@ if grep -rqs --include='*.rs' 'wasm_bindgen_test' src tests; then
 fi
 
 browser_tests() {
-  in_netns node --test --test-concurrency=1 --test-reporter=tap tests/browser/
+  # Each test sets its own timeout; this bounds the whole run should a hook or Chromium hang.
+  in_netns timeout --kill-after=10 1500 \
+    node --test --test-concurrency=1 --test-reporter=tap tests/browser/
 }
 if [ "${SEEDTAB_SKIP_BROWSER:-0}" = 1 ]; then
   echo; echo "==== browser tests: skipped (SEEDTAB_SKIP_BROWSER=1) ===="

@@ -498,11 +498,9 @@ impl Session {
                     self.picker.cancel_request(&req);
                 }
             }
-            Message::AllowedFast(i) => {
-                if peer.allowed_fast.len() < 64 {
-                    peer.allowed_fast.push(i);
-                }
-            }
+            // Remembered for a later picker; bounded so a peer cannot grow it.
+            Message::AllowedFast(i) if peer.allowed_fast.len() < 64 => peer.allowed_fast.push(i),
+            Message::AllowedFast(_) => {}
             Message::Extended { id, payload } => self.on_extended(key, id, &payload)?,
             #[allow(unreachable_patterns)]
             _ => {}
@@ -553,16 +551,9 @@ impl Session {
     }
 
     fn extended_handshake(&self) -> Vec<u8> {
-        let mut m = BTreeMap::new();
-        m.insert("ut_metadata".to_string(), UT_METADATA_LOCAL_ID);
-        ExtendedHandshake {
-            m,
-            metadata_size: self.meta.as_ref().map(|m| m.info_bytes.len() as u64),
-            v: Some("seedtab 0.1".into()),
-            reqq: Some(self.config.max_peer_requests as u32),
-            ..Default::default()
-        }
-        .encode()
+        let mut hs = ExtendedHandshake::with_ut_metadata(self.meta.as_ref().map(|m| m.info_bytes.len() as u64));
+        hs.reqq = Some(self.config.max_peer_requests as u32);
+        hs.encode()
     }
 
     /// Once the piece count is known, turn what a peer said early into a bitfield.
@@ -616,14 +607,12 @@ impl Session {
         interested.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let unchoke: Vec<PeerKey> =
             interested.iter().take(self.config.max_unchoked).map(|(k, _)| *k).collect();
-        let fast_reject: Vec<(PeerKey, Vec<BlockRef>)> = Vec::new();
-        let _ = fast_reject;
         for (&key, peer) in self.peers.iter_mut() {
             if !peer.handshake_done {
                 continue;
             }
             let should_unchoke = unchoke.contains(&key);
-            if should_unchoke == !peer.am_choking {
+            if should_unchoke != peer.am_choking {
                 continue;
             }
             peer.am_choking = !should_unchoke;

@@ -230,3 +230,22 @@ fn silent_peer_times_out_and_keepalives_are_sent() {
     s.tick(200_000);
     assert!(std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::ClosePeer { key: 1, .. })));
 }
+
+#[test]
+fn default_piece_length_three_files_completes() {
+    let (meta, all) = {
+        let contents = [data(3_000_000, 1), data(1, 2), data(5_000_000, 3)];
+        let refs: Vec<(Vec<String>, &[u8])> = ["a", "b", "c"]
+            .iter()
+            .zip(&contents)
+            .map(|(n, d)| (vec!["dir".to_string(), n.to_string()], d.as_slice()))
+            .collect();
+        (create_torrent(&refs, CreateOptions::default()).unwrap(), contents.concat())
+    };
+    let t = std::time::Instant::now();
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), magnet_leecher(meta.info_hash, 2)]);
+    net.connect(0, 1);
+    net.run(100_000);
+    assert_eq!(read_all(&net.nodes[1]), all);
+    eprintln!("piece length {} pieces {} took {:?}", meta.info.piece_length, meta.info.num_pieces(), t.elapsed());
+}

@@ -47,7 +47,7 @@ pub(crate) struct PeerConn {
     dc: Option<RtcDataChannel>,
     remote: Option<PeerId>,
     open: bool,
-    handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+    handlers: Vec<util::Handler>,
 }
 
 impl PeerConn {
@@ -378,7 +378,7 @@ async fn wait_for_gathering(pc: &RtcPeerConnection) {
 }
 
 /// Wires a data channel to the session under `key`.
-fn attach_channel(t: &TorrentRef, key: PeerKey, dc: &RtcDataChannel) -> Vec<Closure<dyn FnMut(JsValue)>> {
+fn attach_channel(t: &TorrentRef, key: PeerKey, dc: &RtcDataChannel) -> Vec<util::Handler> {
     dc.set_binary_type(RtcDataChannelType::Arraybuffer);
     dc.set_buffered_amount_low_threshold(LOW_WATER);
     let weak = Rc::downgrade(t);

@@ -21,7 +21,7 @@ pub(crate) struct TrackerSocket {
     attempt: Cell<u32>,
     destroyed: Cell<bool>,
     client: Weak<RefCell<ClientInner>>,
-    handlers: RefCell<Vec<Closure<dyn FnMut(JsValue)>>>,
+    handlers: RefCell<Vec<util::Handler>>,
     /// Frames to send once the socket opens.
     queue: RefCell<Vec<String>>,
 }

@@ -5,6 +5,9 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+/// Every DOM event handler the driver installs has this one shape.
+pub type Handler = Closure<dyn FnMut(JsValue)>;
+
 pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
