@@ -32,7 +32,11 @@ impl std::error::Error for BitfieldError {}
 
 impl Bitfield {
     pub fn new(len: usize) -> Bitfield {
-        Bitfield { bytes: vec![0; len.div_ceil(8)], len, count: 0 }
+        Bitfield {
+            bytes: vec![0; len.div_ceil(8)],
+            len,
+            count: 0,
+        }
     }
 
     pub fn full(len: usize) -> Bitfield {
@@ -46,7 +50,10 @@ impl Bitfield {
     pub fn from_wire(bytes: &[u8], len: usize) -> Result<Bitfield, BitfieldError> {
         let expected = len.div_ceil(8);
         if bytes.len() != expected {
-            return Err(BitfieldError::WrongLength { expected, found: bytes.len() });
+            return Err(BitfieldError::WrongLength {
+                expected,
+                found: bytes.len(),
+            });
         }
         if len % 8 != 0 {
             let spare_mask = 0xFFu8 >> (len % 8);
@@ -55,7 +62,11 @@ impl Bitfield {
             }
         }
         let count = bytes.iter().map(|b| b.count_ones() as usize).sum();
-        Ok(Bitfield { bytes: bytes.to_vec(), len, count })
+        Ok(Bitfield {
+            bytes: bytes.to_vec(),
+            len,
+            count,
+        })
     }
 
     pub fn as_wire(&self) -> &[u8] {
@@ -106,7 +117,9 @@ impl Bitfield {
 
 impl fmt::Debug for Bitfield {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s: String = (0..self.len).map(|i| if self.get(i) { '1' } else { '0' }).collect();
+        let s: String = (0..self.len)
+            .map(|i| if self.get(i) { '1' } else { '0' })
+            .collect();
         write!(f, "Bitfield({s})")
     }
 }
@@ -131,9 +144,17 @@ mod tests {
 
     #[test]
     fn wire_checks() {
-        assert!(Bitfield::from_wire(&[0xFF, 0xC0], 10).unwrap().is_complete());
-        assert_eq!(Bitfield::from_wire(&[0xFF, 0xE0], 10), Err(BitfieldError::SpareBitsSet));
-        assert!(matches!(Bitfield::from_wire(&[0xFF], 10), Err(BitfieldError::WrongLength { .. })));
+        assert!(Bitfield::from_wire(&[0xFF, 0xC0], 10)
+            .unwrap()
+            .is_complete());
+        assert_eq!(
+            Bitfield::from_wire(&[0xFF, 0xE0], 10),
+            Err(BitfieldError::SpareBitsSet)
+        );
+        assert!(matches!(
+            Bitfield::from_wire(&[0xFF], 10),
+            Err(BitfieldError::WrongLength { .. })
+        ));
         assert!(Bitfield::full(16).is_complete());
     }
 }

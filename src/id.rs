@@ -68,8 +68,14 @@ macro_rules! id20 {
     };
 }
 
-id20!(InfoHash, "The SHA-1 of a torrent's bencoded info dictionary (BitTorrent v1).");
-id20!(PeerId, "A peer's self-chosen 20-byte id, as sent in the handshake and to the tracker.");
+id20!(
+    InfoHash,
+    "The SHA-1 of a torrent's bencoded info dictionary (BitTorrent v1)."
+);
+id20!(
+    PeerId,
+    "A peer's self-chosen 20-byte id, as sent in the handshake and to the tracker."
+);
 
 impl PeerId {
     /// An Azureus-style id `-ST0100-` followed by 12 bytes of the caller's randomness.
@@ -98,7 +104,10 @@ pub fn to_hex(bytes: &[u8]) -> String {
 fn from_hex(s: &str) -> Result<[u8; 20], IdError> {
     let chars: Vec<char> = s.chars().take(41).collect();
     if chars.len() != 40 {
-        return Err(IdError::Length { expected: 40, found: s.chars().count() });
+        return Err(IdError::Length {
+            expected: 40,
+            found: s.chars().count(),
+        });
     }
     let mut out = [0u8; 20];
     for (i, pair) in chars.chunks(2).enumerate() {
@@ -114,7 +123,10 @@ fn from_latin1(s: &str) -> Result<[u8; 20], IdError> {
     let mut n = 0;
     for c in s.chars() {
         if n == 20 {
-            return Err(IdError::Length { expected: 20, found: s.chars().count() });
+            return Err(IdError::Length {
+                expected: 20,
+                found: s.chars().count(),
+            });
         }
         let code = c as u32;
         if code > 0xFF {
@@ -124,7 +136,10 @@ fn from_latin1(s: &str) -> Result<[u8; 20], IdError> {
         n += 1;
     }
     if n != 20 {
-        return Err(IdError::Length { expected: 20, found: n });
+        return Err(IdError::Length {
+            expected: 20,
+            found: n,
+        });
     }
     Ok(out)
 }
@@ -139,7 +154,10 @@ mod tests {
         assert_eq!(h.to_hex(), "ab".repeat(20));
         assert_eq!(InfoHash::from_hex(&"AB".repeat(20)).unwrap(), h);
         assert!(InfoHash::from_hex("abc").is_err());
-        assert_eq!(InfoHash::from_hex(&"zz".repeat(20)), Err(IdError::BadChar('z')));
+        assert_eq!(
+            InfoHash::from_hex(&"zz".repeat(20)),
+            Err(IdError::BadChar('z'))
+        );
     }
 
     #[test]

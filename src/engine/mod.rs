@@ -18,8 +18,8 @@ use crate::metainfo::Metainfo;
 use crate::rng::Rng;
 use crate::store::{MemoryStore, PieceStore};
 use crate::wire::{
-    encode_piece_header, BlockRef, ExtendedHandshake, Frame, Handshake, Message,
-    MetadataAssembler, MetadataMsg, METADATA_PIECE_SIZE, UT_METADATA_LOCAL_ID,
+    encode_piece_header, BlockRef, ExtendedHandshake, Frame, Handshake, Message, MetadataAssembler,
+    MetadataMsg, METADATA_PIECE_SIZE, UT_METADATA_LOCAL_ID,
 };
 
 use peer::{EarlyHave, Peer};
@@ -72,13 +72,21 @@ pub enum Event {
     /// The info dictionary arrived over ut_metadata and matched the info-hash.
     MetadataReady,
     PieceVerified(u32),
-    HashFailed { piece: u32 },
+    HashFailed {
+        piece: u32,
+    },
     /// Every piece is verified and stored.
     Done,
     /// The driver must close this connection.
-    ClosePeer { key: PeerKey, reason: String },
+    ClosePeer {
+        key: PeerKey,
+        reason: String,
+    },
     /// The peer finished its handshake.
-    PeerReady { key: PeerKey, peer_id: PeerId },
+    PeerReady {
+        key: PeerKey,
+        peer_id: PeerId,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -166,11 +174,24 @@ impl Session {
         }
     }
 
-    fn install_metadata(&mut self, meta: Metainfo, store: Option<Box<dyn PieceStore>>, have: Bitfield) {
+    fn install_metadata(
+        &mut self,
+        meta: Metainfo,
+        store: Option<Box<dyn PieceStore>>,
+        have: Bitfield,
+    ) {
         let n = meta.info.num_pieces();
         let store = store.unwrap_or_else(|| (self.store_factory)(&meta));
-        self.have = if have.len() == n as usize { have } else { Bitfield::new(n as usize) };
-        self.verified_bytes = self.have.iter_set().map(|i| meta.info.piece_len(i as u32) as u64).sum();
+        self.have = if have.len() == n as usize {
+            have
+        } else {
+            Bitfield::new(n as usize)
+        };
+        self.verified_bytes = self
+            .have
+            .iter_set()
+            .map(|i| meta.info.piece_len(i as u32) as u64)
+            .sum();
         self.picker = Picker::new(n);
         self.store = Some(store);
         self.metadata = None;
@@ -280,12 +301,15 @@ impl Session {
     /// A connection to a peer of this torrent is open: we speak first with our handshake.
     pub fn peer_connected(&mut self, key: PeerKey, now_ms: u64) {
         let mut peer = Peer::new(self.config.max_message_len, now_ms);
-        peer.outbox.extend_from_slice(&Handshake::new(self.info_hash, self.peer_id).encode());
+        peer.outbox
+            .extend_from_slice(&Handshake::new(self.info_hash, self.peer_id).encode());
         self.peers.insert(key, peer);
     }
 
     pub fn peer_closed(&mut self, key: PeerKey) {
-        let Some(peer) = self.peers.remove(&key) else { return };
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
         for (block, _) in &peer.outstanding {
             self.picker.cancel_request(block);
         }
@@ -321,7 +345,9 @@ impl Session {
         let mut uploaded = 0u64;
         if let Some(store) = self.store.as_ref() {
             while out.len() < max && !peer.am_choking {
-                let Some(req) = peer.incoming.pop_front() else { break };
+                let Some(req) = peer.incoming.pop_front() else {
+                    break;
+                };
                 encode_piece_header(req.index, req.begin, req.length, &mut out);
                 let header_at = out.len();
                 if !store.read_block(req.index, req.begin, req.length, &mut out) {
@@ -348,11 +374,15 @@ impl Session {
 
     /// Bytes that arrived from `key`, in any split.
     pub fn peer_data(&mut self, key: PeerKey, data: &[u8], now_ms: u64) {
-        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         peer.last_recv_ms = now_ms;
         peer.decoder.push(data);
         loop {
-            let Some(peer) = self.peers.get_mut(&key) else { return };
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
             let frame = match peer.decoder.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -373,7 +403,9 @@ impl Session {
     pub fn tick(&mut self, now_ms: u64) {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
-            let Some(peer) = self.peers.get_mut(&key) else { continue };
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
             if now_ms.saturating_sub(peer.last_recv_ms) > self.config.idle_timeout_ms {
                 self.close(key, "idle timeout".into());
                 continue;
@@ -464,7 +496,8 @@ impl Session {
             Message::Bitfield(bytes) => {
                 match num_pieces {
                     Some(n) => {
-                        let bf = Bitfield::from_wire(&bytes, n as usize).map_err(|e| e.to_string())?;
+                        let bf =
+                            Bitfield::from_wire(&bytes, n as usize).map_err(|e| e.to_string())?;
                         self.picker.remove_bitfield(&peer.have);
                         self.picker.add_bitfield(&bf);
                         peer.have = bf;
@@ -480,18 +513,30 @@ impl Session {
                 let all = msg == Message::HaveAll;
                 match num_pieces {
                     Some(n) => {
-                        let bf = if all { Bitfield::full(n as usize) } else { Bitfield::new(n as usize) };
+                        let bf = if all {
+                            Bitfield::full(n as usize)
+                        } else {
+                            Bitfield::new(n as usize)
+                        };
                         self.picker.remove_bitfield(&peer.have);
                         self.picker.add_bitfield(&bf);
                         peer.have = bf;
                     }
-                    None => peer.early_have = if all { EarlyHave::All } else { EarlyHave::Nothing },
+                    None => {
+                        peer.early_have = if all {
+                            EarlyHave::All
+                        } else {
+                            EarlyHave::Nothing
+                        }
+                    }
                 }
                 self.update_interest(key);
             }
             Message::Request(req) => self.on_request(key, req)?,
             Message::Cancel(req) => peer.incoming.retain(|r| *r != req),
-            Message::Piece { index, begin, data } => self.on_block(key, index, begin, data, now_ms)?,
+            Message::Piece { index, begin, data } => {
+                self.on_block(key, index, begin, data, now_ms)?
+            }
             Message::Reject(req) => {
                 if let Some(pos) = peer.outstanding.iter().position(|(b, _)| *b == req) {
                     peer.outstanding.swap_remove(pos);
@@ -535,7 +580,10 @@ impl Session {
         if let Some(meta) = &self.meta {
             peer.have = Bitfield::new(meta.info.num_pieces() as usize);
         }
-        self.events.push_back(Event::PeerReady { key, peer_id: h.peer_id });
+        self.events.push_back(Event::PeerReady {
+            key,
+            peer_id: h.peer_id,
+        });
         Ok(())
     }
 
@@ -551,15 +599,21 @@ impl Session {
     }
 
     fn extended_handshake(&self) -> Vec<u8> {
-        let mut hs = ExtendedHandshake::with_ut_metadata(self.meta.as_ref().map(|m| m.info_bytes.len() as u64));
+        let mut hs = ExtendedHandshake::with_ut_metadata(
+            self.meta.as_ref().map(|m| m.info_bytes.len() as u64),
+        );
         hs.reqq = Some(self.config.max_peer_requests as u32);
         hs.encode()
     }
 
     /// Once the piece count is known, turn what a peer said early into a bitfield.
     fn resolve_early_have(&mut self, key: PeerKey) {
-        let Some(n) = self.meta.as_ref().map(|m| m.info.num_pieces() as usize) else { return };
-        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let Some(n) = self.meta.as_ref().map(|m| m.info.num_pieces() as usize) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         if !peer.handshake_done {
             return;
         }
@@ -587,11 +641,17 @@ impl Session {
             return;
         }
         let have = &self.have;
-        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         let wants = peer.have.iter_set().any(|i| !have.get(i));
         if wants != peer.am_interested {
             peer.am_interested = wants;
-            let m = if wants { Message::Interested } else { Message::NotInterested };
+            let m = if wants {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
             m.encode(&mut peer.outbox);
         }
     }
@@ -605,8 +665,11 @@ impl Session {
             .map(|(&k, p)| (k, p.download.total()))
             .collect();
         interested.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let unchoke: Vec<PeerKey> =
-            interested.iter().take(self.config.max_unchoked).map(|(k, _)| *k).collect();
+        let unchoke: Vec<PeerKey> = interested
+            .iter()
+            .take(self.config.max_unchoked)
+            .map(|(k, _)| *k)
+            .collect();
         for (&key, peer) in self.peers.iter_mut() {
             if !peer.handshake_done {
                 continue;
@@ -638,7 +701,8 @@ impl Session {
                 req.index < meta.info.num_pieces()
                     && req.length > 0
                     && req.length <= max_len
-                    && (req.begin as u64 + req.length as u64) <= meta.info.piece_len(req.index) as u64
+                    && (req.begin as u64 + req.length as u64)
+                        <= meta.info.piece_len(req.index) as u64
             }
             None => false,
         };
@@ -660,8 +724,19 @@ impl Session {
         Ok(())
     }
 
-    fn on_block(&mut self, key: PeerKey, index: u32, begin: u32, data: Vec<u8>, now_ms: u64) -> Result<(), String> {
-        let block = BlockRef { index, begin, length: data.len() as u32 };
+    fn on_block(
+        &mut self,
+        key: PeerKey,
+        index: u32,
+        begin: u32,
+        data: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let block = BlockRef {
+            index,
+            begin,
+            length: data.len() as u32,
+        };
         let peer = self.peers.get_mut(&key).ok_or("gone")?;
         let Some(pos) = peer.outstanding.iter().position(|(b, _)| *b == block) else {
             // Unrequested or already cancelled (endgame): ignore, but don't count it as progress.
@@ -670,7 +745,9 @@ impl Session {
         peer.outstanding.swap_remove(pos);
         peer.download.add(data.len() as u64, now_ms);
         self.download.add(data.len() as u64, now_ms);
-        let Some(partial) = self.picker.partials.get_mut(&index) else { return Ok(()) };
+        let Some(partial) = self.picker.partials.get_mut(&index) else {
+            return Ok(());
+        };
         let b = (begin / crate::metainfo::BLOCK_SIZE) as usize;
         if partial.received[b] {
             return Ok(());
@@ -696,14 +773,21 @@ impl Session {
                 partial.requested[b] = partial.requested[b].saturating_sub(1);
             }
         }
-        if self.picker.partials.get(&index).is_some_and(|p| p.is_complete()) {
+        if self
+            .picker
+            .partials
+            .get(&index)
+            .is_some_and(|p| p.is_complete())
+        {
             self.finish_piece(index);
         }
         Ok(())
     }
 
     fn finish_piece(&mut self, index: u32) {
-        let Some(partial) = self.picker.partials.remove(&index) else { return };
+        let Some(partial) = self.picker.partials.remove(&index) else {
+            return;
+        };
         let Some(meta) = &self.meta else { return };
         let expected = meta.info.piece_hash(index).copied();
         let ok = expected.is_some_and(|h| Sha1::digest(&partial.buf).as_slice() == h);
@@ -713,7 +797,9 @@ impl Session {
             blamed.sort_unstable();
             blamed.dedup();
             for key in blamed {
-                let Some(p) = self.peers.get_mut(&key) else { continue };
+                let Some(p) = self.peers.get_mut(&key) else {
+                    continue;
+                };
                 p.hash_failures += 1;
                 let failures = p.hash_failures;
                 if failures >= self.config.max_hash_failures {
@@ -748,13 +834,17 @@ impl Session {
     /// Keep each unchoked peer's pipeline full.
     pub fn fill_requests(&mut self, key: PeerKey, now_ms: u64) {
         let Some(meta) = &self.meta else { return };
-        let Some(peer) = self.peers.get_mut(&key) else { return };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         if peer.peer_choking || !peer.am_interested {
             return;
         }
         while peer.outstanding.len() < self.config.max_outstanding_requests {
             let asked = |b: &BlockRef| peer.outstanding.iter().any(|(o, _)| o == b);
-            let Some(block) = self.picker.pick(&meta.info, &self.have, &peer.have, asked, &mut self.rng)
+            let Some(block) =
+                self.picker
+                    .pick(&meta.info, &self.have, &peer.have, asked, &mut self.rng)
             else {
                 break;
             };
@@ -804,7 +894,11 @@ impl Session {
                 };
                 let peer = self.peers.get_mut(&key).ok_or("gone")?;
                 if let Some(their_id) = peer.extension_id("ut_metadata") {
-                    Message::Extended { id: their_id, payload: reply.encode() }.encode(&mut peer.outbox);
+                    Message::Extended {
+                        id: their_id,
+                        payload: reply.encode(),
+                    }
+                    .encode(&mut peer.outbox);
                 }
             }
             MetadataMsg::Data { piece, data, .. } => {
@@ -813,7 +907,9 @@ impl Session {
                     return Ok(());
                 };
                 peer.metadata_requests.swap_remove(pos);
-                let Some(asm) = self.metadata.as_mut() else { return Ok(()) };
+                let Some(asm) = self.metadata.as_mut() else {
+                    return Ok(());
+                };
                 asm.insert(piece, &data).map_err(|e| e.to_string())?;
                 if asm.is_complete() {
                     self.complete_metadata(key)?;
@@ -829,7 +925,9 @@ impl Session {
     }
 
     fn complete_metadata(&mut self, from: PeerKey) -> Result<(), String> {
-        let Some(asm) = self.metadata.as_mut() else { return Ok(()) };
+        let Some(asm) = self.metadata.as_mut() else {
+            return Ok(());
+        };
         match asm.finish(&self.info_hash) {
             Ok(info_bytes) => match Metainfo::from_info_bytes(info_bytes) {
                 Ok(meta) => {
@@ -861,17 +959,31 @@ impl Session {
     }
 
     fn request_metadata_from(&mut self, key: PeerKey) {
-        let Some(asm) = self.metadata.as_ref() else { return };
-        let in_flight: Vec<u32> = self.peers.values().flat_map(|p| p.metadata_requests.iter().copied()).collect();
-        let Some(peer) = self.peers.get_mut(&key) else { return };
-        let Some(their_id) = peer.extension_id("ut_metadata") else { return };
+        let Some(asm) = self.metadata.as_ref() else {
+            return;
+        };
+        let in_flight: Vec<u32> = self
+            .peers
+            .values()
+            .flat_map(|p| p.metadata_requests.iter().copied())
+            .collect();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(their_id) = peer.extension_id("ut_metadata") else {
+            return;
+        };
         for piece in asm.missing_pieces() {
             if in_flight.contains(&piece) || peer.metadata_requests.contains(&piece) {
                 continue;
             }
             peer.metadata_requests.push(piece);
             let payload = MetadataMsg::Request { piece }.encode();
-            Message::Extended { id: their_id, payload }.encode(&mut peer.outbox);
+            Message::Extended {
+                id: their_id,
+                payload,
+            }
+            .encode(&mut peer.outbox);
         }
     }
 
@@ -882,7 +994,11 @@ impl Session {
         let keys: Vec<PeerKey> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.extended.as_ref().is_some_and(|e| e.metadata_size.is_some()))
+            .filter(|(_, p)| {
+                p.extended
+                    .as_ref()
+                    .is_some_and(|e| e.metadata_size.is_some())
+            })
             .map(|(&k, _)| k)
             .collect();
         for key in keys {

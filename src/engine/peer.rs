@@ -79,7 +79,12 @@ impl Peer {
 
     /// The message id the peer wants for an extension, from its extended handshake.
     pub fn extension_id(&self, name: &str) -> Option<u8> {
-        self.extended.as_ref()?.m.get(name).copied().filter(|&id| id != 0)
+        self.extended
+            .as_ref()?
+            .m
+            .get(name)
+            .copied()
+            .filter(|&id| id != 0)
     }
 
     pub fn has_requested(&self, block: &BlockRef) -> bool {

@@ -50,7 +50,10 @@ pub(crate) struct Picker {
 
 impl Picker {
     pub fn new(num_pieces: u32) -> Picker {
-        Picker { availability: vec![0; num_pieces as usize], partials: BTreeMap::new() }
+        Picker {
+            availability: vec![0; num_pieces as usize],
+            partials: BTreeMap::new(),
+        }
     }
 
     pub fn add_have(&mut self, piece: u32) {
@@ -156,5 +159,9 @@ impl Picker {
 }
 
 pub(crate) fn block_ref(info: &Info, index: u32, block: u32) -> BlockRef {
-    BlockRef { index, begin: block * BLOCK_SIZE, length: info.block_len(index, block) }
+    BlockRef {
+        index,
+        begin: block * BLOCK_SIZE,
+        length: info.block_len(index, block),
+    }
 }

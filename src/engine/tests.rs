@@ -6,14 +6,27 @@ use crate::create::{create_torrent, CreateOptions};
 use crate::store::MemoryStore;
 
 fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i * 31 + seed as usize * 7) % 251) as u8).collect()
+    (0..len)
+        .map(|i| ((i * 31 + seed as usize * 7) % 251) as u8)
+        .collect()
 }
 
 fn torrent(files: &[(&str, usize)], piece_length: u32) -> (Metainfo, Vec<u8>) {
-    let contents: Vec<Vec<u8>> = files.iter().enumerate().map(|(i, (_, n))| data(*n, i as u8)).collect();
-    let refs: Vec<(Vec<String>, &[u8])> =
-        files.iter().zip(&contents).map(|((name, _), d)| (vec![name.to_string()], d.as_slice())).collect();
-    let opts = CreateOptions { name: Some("t".into()), piece_length: Some(piece_length), ..Default::default() };
+    let contents: Vec<Vec<u8>> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (_, n))| data(*n, i as u8))
+        .collect();
+    let refs: Vec<(Vec<String>, &[u8])> = files
+        .iter()
+        .zip(&contents)
+        .map(|((name, _), d)| (vec![name.to_string()], d.as_slice()))
+        .collect();
+    let opts = CreateOptions {
+        name: Some("t".into()),
+        piece_length: Some(piece_length),
+        ..Default::default()
+    };
     let meta = create_torrent(&refs, opts).unwrap();
     (meta, contents.concat())
 }
@@ -21,20 +34,37 @@ fn torrent(files: &[(&str, usize)], piece_length: u32) -> (Metainfo, Vec<u8>) {
 fn seeder(meta: &Metainfo, all: &[u8], id: u8) -> Session {
     let store = MemoryStore::from_bytes(all, meta.info.piece_length);
     let have = Bitfield::full(meta.info.num_pieces() as usize);
-    Session::new(meta.clone(), PeerId([id; 20]), Box::new(store), have, Config::default(), id as u64)
+    Session::new(
+        meta.clone(),
+        PeerId([id; 20]),
+        Box::new(store),
+        have,
+        Config::default(),
+        id as u64,
+    )
 }
 
 fn leecher(meta: &Metainfo, id: u8) -> Session {
     let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
     let have = Bitfield::new(meta.info.num_pieces() as usize);
-    Session::new(meta.clone(), PeerId([id; 20]), Box::new(store), have, Config::default(), id as u64)
+    Session::new(
+        meta.clone(),
+        PeerId([id; 20]),
+        Box::new(store),
+        have,
+        Config::default(),
+        id as u64,
+    )
 }
 
 fn magnet_leecher(info_hash: InfoHash, id: u8) -> Session {
     Session::from_info_hash(
         info_hash,
         PeerId([id; 20]),
-        Box::new(|m: &Metainfo| Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length)) as Box<dyn PieceStore>),
+        Box::new(|m: &Metainfo| {
+            Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
+                as Box<dyn PieceStore>
+        }),
         Config::default(),
         id as u64,
     )
@@ -52,7 +82,13 @@ struct Net {
 impl Net {
     fn new(nodes: Vec<Session>) -> Net {
         let n = nodes.len();
-        Net { nodes, links: Vec::new(), now: 1_000, rng: Rng::new(99), events: vec![Vec::new(); n] }
+        Net {
+            nodes,
+            links: Vec::new(),
+            now: 1_000,
+            rng: Rng::new(99),
+            events: vec![Vec::new(); n],
+        }
     }
 
     fn connect(&mut self, a: usize, b: usize) {
@@ -118,7 +154,10 @@ fn leecher_downloads_everything_from_a_seeder() {
 #[test]
 fn magnet_only_fetches_metadata_then_pieces() {
     let (meta, all) = torrent(&[("x", 70_000), ("empty", 0), ("y", 123_457)], 16 * 1024);
-    let mut net = Net::new(vec![seeder(&meta, &all, 1), magnet_leecher(meta.info_hash, 2)]);
+    let mut net = Net::new(vec![
+        seeder(&meta, &all, 1),
+        magnet_leecher(meta.info_hash, 2),
+    ]);
     net.connect(0, 1);
     net.run(10_000);
     let got = &net.nodes[1];
@@ -130,7 +169,12 @@ fn magnet_only_fetches_metadata_then_pieces() {
 #[test]
 fn three_leechers_share_one_seed() {
     let (meta, all) = torrent(&[("a", 1_000_000)], 64 * 1024);
-    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2), leecher(&meta, 3), magnet_leecher(meta.info_hash, 4)]);
+    let mut net = Net::new(vec![
+        seeder(&meta, &all, 1),
+        leecher(&meta, 2),
+        leecher(&meta, 3),
+        magnet_leecher(meta.info_hash, 4),
+    ]);
     for b in 1..4 {
         net.connect(0, b);
     }
@@ -151,13 +195,20 @@ fn wrong_info_hash_and_self_connections_are_dropped() {
     net.connect(0, 1);
     net.run(100);
     // Whoever reads the other's handshake first hangs up.
-    let closed = |i: usize| net.events[i].iter().any(|e| matches!(e, Event::ClosePeer { .. }));
+    let closed = |i: usize| {
+        net.events[i]
+            .iter()
+            .any(|e| matches!(e, Event::ClosePeer { .. }))
+    };
     assert!(closed(0) || closed(1));
     let mut s = seeder(&meta, &all, 1);
     s.peer_connected(7, 0);
     let own = Handshake::new(meta.info_hash, PeerId([1; 20])).encode();
     s.peer_data(7, &own, 0);
-    assert!(matches!(s.poll_event(), Some(Event::ClosePeer { key: 7, .. })));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::ClosePeer { key: 7, .. })
+    ));
 }
 
 #[test]
@@ -171,13 +222,24 @@ fn corrupt_blocks_fail_the_hash_and_the_sender_is_dropped() {
     let liar = {
         let store = MemoryStore::from_bytes(&bad, meta.info.piece_length);
         let have = Bitfield::full(meta.info.num_pieces() as usize);
-        Session::new(meta.clone(), PeerId([9; 20]), Box::new(store), have, Config::default(), 9)
+        Session::new(
+            meta.clone(),
+            PeerId([9; 20]),
+            Box::new(store),
+            have,
+            Config::default(),
+            9,
+        )
     };
     let mut net = Net::new(vec![liar, leecher(&meta, 2), seeder(&meta, &all, 3)]);
     net.connect(0, 1);
     net.run(10_000);
-    assert!(net.events[1].iter().any(|e| matches!(e, Event::HashFailed { .. })));
-    assert!(net.events[1].iter().any(|e| matches!(e, Event::ClosePeer { key: 0, .. })));
+    assert!(net.events[1]
+        .iter()
+        .any(|e| matches!(e, Event::HashFailed { .. })));
+    assert!(net.events[1]
+        .iter()
+        .any(|e| matches!(e, Event::ClosePeer { key: 0, .. })));
     assert!(!net.nodes[1].have().get(0) || net.nodes[1].have().count() == 0);
     // An honest seeder then completes the download.
     net.connect(2, 1);
@@ -190,15 +252,27 @@ fn request_for_a_piece_we_lack_is_rejected_and_oversized_request_drops_peer() {
     let (meta, all) = torrent(&[("a", 64 * 1024)], 16 * 1024);
     let mut s = seeder(&meta, &all, 1);
     s.peer_connected(1, 0);
-    let mut bytes = Handshake::new(meta.info_hash, PeerId([2; 20])).encode().to_vec();
+    let mut bytes = Handshake::new(meta.info_hash, PeerId([2; 20]))
+        .encode()
+        .to_vec();
     Message::Interested.encode(&mut bytes);
     s.peer_data(1, &bytes, 0);
     s.tick(0);
     let mut req = Vec::new();
-    Message::Request(BlockRef { index: 0, begin: 0, length: 256 * 1024 }).encode(&mut req);
+    Message::Request(BlockRef {
+        index: 0,
+        begin: 0,
+        length: 256 * 1024,
+    })
+    .encode(&mut req);
     s.peer_data(1, &req, 0);
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(events.iter().any(|e| matches!(e, Event::ClosePeer { key: 1, .. })), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ClosePeer { key: 1, .. })),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -206,16 +280,28 @@ fn too_many_queued_requests_drop_the_peer() {
     let (meta, all) = torrent(&[("a", 64 * 1024)], 16 * 1024);
     let mut s = seeder(&meta, &all, 1);
     s.peer_connected(1, 0);
-    let mut bytes = Handshake::new(meta.info_hash, PeerId([2; 20])).encode().to_vec();
+    let mut bytes = Handshake::new(meta.info_hash, PeerId([2; 20]))
+        .encode()
+        .to_vec();
     Message::Interested.encode(&mut bytes);
     s.peer_data(1, &bytes, 0);
     let mut flood = Vec::new();
     for _ in 0..Config::default().max_peer_requests + 1 {
-        Message::Request(BlockRef { index: 0, begin: 0, length: 16384 }).encode(&mut flood);
+        Message::Request(BlockRef {
+            index: 0,
+            begin: 0,
+            length: 16384,
+        })
+        .encode(&mut flood);
     }
     s.peer_data(1, &flood, 0);
     let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(events.iter().any(|e| matches!(e, Event::ClosePeer { key: 1, .. })), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ClosePeer { key: 1, .. })),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -223,12 +309,18 @@ fn silent_peer_times_out_and_keepalives_are_sent() {
     let (meta, all) = torrent(&[("a", 16 * 1024)], 16 * 1024);
     let mut s = seeder(&meta, &all, 1);
     s.peer_connected(1, 0);
-    s.peer_data(1, &Handshake::new(meta.info_hash, PeerId([2; 20])).encode(), 0);
+    s.peer_data(
+        1,
+        &Handshake::new(meta.info_hash, PeerId([2; 20])).encode(),
+        0,
+    );
     while s.transmit(1, 1 << 20, 0).is_some() {}
     s.tick(60_000);
     assert_eq!(s.transmit(1, 1 << 20, 60_000), Some(vec![0, 0, 0, 0]));
     s.tick(200_000);
-    assert!(std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::ClosePeer { key: 1, .. })));
+    assert!(
+        std::iter::from_fn(|| s.poll_event()).any(|e| matches!(e, Event::ClosePeer { key: 1, .. }))
+    );
 }
 
 #[test]
@@ -240,12 +332,23 @@ fn default_piece_length_three_files_completes() {
             .zip(&contents)
             .map(|(n, d)| (vec!["dir".to_string(), n.to_string()], d.as_slice()))
             .collect();
-        (create_torrent(&refs, CreateOptions::default()).unwrap(), contents.concat())
+        (
+            create_torrent(&refs, CreateOptions::default()).unwrap(),
+            contents.concat(),
+        )
     };
     let t = std::time::Instant::now();
-    let mut net = Net::new(vec![seeder(&meta, &all, 1), magnet_leecher(meta.info_hash, 2)]);
+    let mut net = Net::new(vec![
+        seeder(&meta, &all, 1),
+        magnet_leecher(meta.info_hash, 2),
+    ]);
     net.connect(0, 1);
     net.run(100_000);
     assert_eq!(read_all(&net.nodes[1]), all);
-    eprintln!("piece length {} pieces {} took {:?}", meta.info.piece_length, meta.info.num_pieces(), t.elapsed());
+    eprintln!(
+        "piece length {} pieces {} took {:?}",
+        meta.info.piece_length,
+        meta.info.num_pieces(),
+        t.elapsed()
+    );
 }

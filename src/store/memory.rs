@@ -10,13 +10,22 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new(num_pieces: u32, piece_length: u32) -> MemoryStore {
-        MemoryStore { pieces: vec![None; num_pieces as usize], piece_length }
+        MemoryStore {
+            pieces: vec![None; num_pieces as usize],
+            piece_length,
+        }
     }
 
     /// A store holding all of `data`, cut into pieces of `piece_length` (for seeding).
     pub fn from_bytes(data: &[u8], piece_length: u32) -> MemoryStore {
-        let pieces = data.chunks(piece_length.max(1) as usize).map(|c| Some(c.to_vec())).collect();
-        MemoryStore { pieces, piece_length }
+        let pieces = data
+            .chunks(piece_length.max(1) as usize)
+            .map(|c| Some(c.to_vec()))
+            .collect();
+        MemoryStore {
+            pieces,
+            piece_length,
+        }
     }
 
     /// The torrent's bytes in `offset..offset+len`, if every piece they touch is held.

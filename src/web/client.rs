@@ -76,7 +76,10 @@ impl ClientInner {
     }
 
     pub fn find(&self, info_hash: &InfoHash) -> Option<TorrentRef> {
-        self.torrents.iter().find(|t| t.borrow().info_hash == *info_hash).cloned()
+        self.torrents
+            .iter()
+            .find(|t| t.borrow().info_hash == *info_hash)
+            .cloned()
     }
 
     pub fn on_tracker_open(this: &Rc<RefCell<ClientInner>>, url: &str) {
@@ -95,15 +98,25 @@ impl ClientInner {
             }
             return;
         };
-        let Some(t) = this.borrow().find(&info_hash) else { return };
+        let Some(t) = this.borrow().find(&info_hash) else {
+            return;
+        };
         match event {
-            TrackerEvent::AnnounceReply { interval, .. } => torrent::on_announce_reply(&t, url, interval),
-            TrackerEvent::Offer { peer_id, offer_id, sdp, .. } => {
-                torrent::accept_offer(&t, url.to_string(), peer_id, offer_id, sdp)
+            TrackerEvent::AnnounceReply { interval, .. } => {
+                torrent::on_announce_reply(&t, url, interval)
             }
-            TrackerEvent::Answer { peer_id, offer_id, sdp, .. } => {
-                torrent::accept_answer(&t, peer_id, offer_id, sdp)
-            }
+            TrackerEvent::Offer {
+                peer_id,
+                offer_id,
+                sdp,
+                ..
+            } => torrent::accept_offer(&t, url.to_string(), peer_id, offer_id, sdp),
+            TrackerEvent::Answer {
+                peer_id,
+                offer_id,
+                sdp,
+                ..
+            } => torrent::accept_answer(&t, peer_id, offer_id, sdp),
             TrackerEvent::Failure { reason, .. } => torrent::on_failure(&t, url, &reason),
             _ => {}
         }

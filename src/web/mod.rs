@@ -81,11 +81,19 @@ pub struct Client {
 #[wasm_bindgen]
 impl Client {
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(unchecked_param_type = "ClientOptions | undefined")] opts: JsValue) -> Client {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ClientOptions | undefined")] opts: JsValue,
+    ) -> Client {
         let trackers = usable_trackers(util::get_strings(&opts, "trackers"));
         let ice = util::get(&opts, "iceServers");
-        let ice = if ice.is_object() { ice } else { Array::new().into() };
-        Client { inner: ClientInner::create(trackers, ice) }
+        let ice = if ice.is_object() {
+            ice
+        } else {
+            Array::new().into()
+        };
+        Client {
+            inner: ClientInner::create(trackers, ice),
+        }
     }
 
     /// This client's peer id, in hex.
@@ -96,7 +104,12 @@ impl Client {
 
     #[wasm_bindgen(getter, unchecked_return_type = "Torrent[]")]
     pub fn torrents(&self) -> Array {
-        self.inner.borrow().torrents.iter().map(|t| JsValue::from(Torrent { inner: t.clone() })).collect()
+        self.inner
+            .borrow()
+            .torrents
+            .iter()
+            .map(|t| JsValue::from(Torrent { inner: t.clone() }))
+            .collect()
     }
 
     /// The torrent with this info-hash (hex), if the client has it.
@@ -135,8 +148,15 @@ impl Client {
         let (session, trackers, name) = if let Some(text) = torrent_id.as_string() {
             let text = text.trim();
             let magnet = if text.len() == 40 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-                let info_hash = InfoHash::from_hex(text).map_err(|e| util::error(format!("Invalid info-hash: {e}")))?;
-                Magnet { info_hash, name: None, trackers: Vec::new(), web_seeds: Vec::new(), exact_length: None }
+                let info_hash = InfoHash::from_hex(text)
+                    .map_err(|e| util::error(format!("Invalid info-hash: {e}")))?;
+                Magnet {
+                    info_hash,
+                    name: None,
+                    trackers: Vec::new(),
+                    web_seeds: Vec::new(),
+                    exact_length: None,
+                }
             } else {
                 Magnet::parse(text).map_err(|e| util::error(format!("Invalid magnet link: {e}")))?
             };
@@ -154,7 +174,13 @@ impl Client {
                 Config::default(),
                 seed_rng(),
             );
-            let trackers = usable_trackers(c.trackers.iter().cloned().chain(magnet.trackers.clone()).chain(extra));
+            let trackers = usable_trackers(
+                c.trackers
+                    .iter()
+                    .cloned()
+                    .chain(magnet.trackers.clone())
+                    .chain(extra),
+            );
             (session, trackers, magnet.name.clone())
         } else if let Some(bytes) = torrent_id.dyn_ref::<Uint8Array>() {
             let meta = Metainfo::from_torrent_bytes(&bytes.to_vec())
@@ -165,13 +191,30 @@ impl Client {
             let c = self.inner.borrow();
             let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
             let have = Bitfield::new(meta.info.num_pieces() as usize);
-            let trackers = usable_trackers(c.trackers.iter().cloned().chain(meta.trackers()).chain(extra));
-            let session = Session::new(meta, c.peer_id, Box::new(store), have, Config::default(), seed_rng());
+            let trackers = usable_trackers(
+                c.trackers
+                    .iter()
+                    .cloned()
+                    .chain(meta.trackers())
+                    .chain(extra),
+            );
+            let session = Session::new(
+                meta,
+                c.peer_id,
+                Box::new(store),
+                have,
+                Config::default(),
+                seed_rng(),
+            );
             (session, trackers, None)
         } else {
-            return Err(util::error("add() takes a magnet link, an info-hash or .torrent bytes (Uint8Array)"));
+            return Err(util::error(
+                "add() takes a magnet link, an info-hash or .torrent bytes (Uint8Array)",
+            ));
         };
-        Ok(Torrent { inner: start_torrent(&self.inner, session, trackers, name) })
+        Ok(Torrent {
+            inner: start_torrent(&self.inner, session, trackers, name),
+        })
     }
 
     /// Stops every torrent, closes every connection and tracker socket.
@@ -215,13 +258,18 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
                 .dyn_ref::<web_sys::File>()
                 .map(|f| {
                     let rel = util::get_string(&item, "webkitRelativePath").unwrap_or_default();
-                    if rel.is_empty() { f.name() } else { rel }
+                    if rel.is_empty() {
+                        f.name()
+                    } else {
+                        rel
+                    }
                 })
                 .unwrap_or_else(|| "file".into());
             let buf = JsFuture::from(blob.array_buffer()).await?;
             (name, Uint8Array::new(&buf).to_vec())
         } else {
-            let name = util::get_string(&item, "name").ok_or_else(|| util::error("each file needs a name"))?;
+            let name = util::get_string(&item, "name")
+                .ok_or_else(|| util::error("each file needs a name"))?;
             let data = util::get(&item, "data");
             let data = data
                 .dyn_ref::<Uint8Array>()
@@ -229,7 +277,11 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
                 .to_vec();
             (name, data)
         };
-        let path: Vec<String> = name.split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+        let path: Vec<String> = name
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
         if path.is_empty() {
             return Err(util::error("a file has an empty name"));
         }
@@ -241,7 +293,11 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
     Ok(out)
 }
 
-fn seed_inputs(client: &Rc<RefCell<ClientInner>>, inputs: Vec<InputFile>, opts: &JsValue) -> Result<TorrentRef, JsValue> {
+fn seed_inputs(
+    client: &Rc<RefCell<ClientInner>>,
+    inputs: Vec<InputFile>,
+    opts: &JsValue,
+) -> Result<TorrentRef, JsValue> {
     let (peer_id, client_trackers) = {
         let c = client.borrow();
         if c.destroyed {
@@ -249,7 +305,11 @@ fn seed_inputs(client: &Rc<RefCell<ClientInner>>, inputs: Vec<InputFile>, opts: 
         }
         (c.peer_id, c.trackers.clone())
     };
-    let trackers = usable_trackers(client_trackers.into_iter().chain(util::get_strings(opts, "announce")));
+    let trackers = usable_trackers(
+        client_trackers
+            .into_iter()
+            .chain(util::get_strings(opts, "announce")),
+    );
     // `create` strips a shared top folder and names the torrent after it, as create-torrent
     // does, so the same files give WebTorrent's info-hash; pass paths exactly as dropped.
     let name = util::get_string(opts, "name");
@@ -263,8 +323,12 @@ fn seed_inputs(client: &Rc<RefCell<ClientInner>>, inputs: Vec<InputFile>, opts: 
         creation_date: Some((js_sys::Date::now() / 1000.0) as i64),
         ..Default::default()
     };
-    let refs: Vec<(Vec<String>, &[u8])> = inputs.iter().map(|f| (f.path.clone(), f.data.as_slice())).collect();
-    let meta = create_torrent(&refs, create_opts).map_err(|e| util::error(format!("Could not create the torrent: {e}")))?;
+    let refs: Vec<(Vec<String>, &[u8])> = inputs
+        .iter()
+        .map(|f| (f.path.clone(), f.data.as_slice()))
+        .collect();
+    let meta = create_torrent(&refs, create_opts)
+        .map_err(|e| util::error(format!("Could not create the torrent: {e}")))?;
     if let Some(t) = client.borrow().find(&meta.info_hash) {
         return Ok(t);
     }
@@ -276,7 +340,14 @@ fn seed_inputs(client: &Rc<RefCell<ClientInner>>, inputs: Vec<InputFile>, opts: 
     let store = MemoryStore::from_bytes(&all, meta.info.piece_length);
     drop(all);
     let have = Bitfield::full(meta.info.num_pieces() as usize);
-    let session = Session::new(meta, peer_id, Box::new(store), have, Config::default(), seed_rng());
+    let session = Session::new(
+        meta,
+        peer_id,
+        Box::new(store),
+        have,
+        Config::default(),
+        seed_rng(),
+    );
     Ok(start_torrent(client, session, trackers, None))
 }
 
@@ -322,13 +393,20 @@ impl Torrent {
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> Option<String> {
         let t = self.inner.borrow();
-        t.session.metainfo().map(|m| m.info.name.clone()).or_else(|| t.magnet_name.clone())
+        t.session
+            .metainfo()
+            .map(|m| m.info.name.clone())
+            .or_else(|| t.magnet_name.clone())
     }
 
     /// Total size in bytes, once the metadata is known.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> Option<f64> {
-        self.inner.borrow().session.metainfo().map(|m| m.info.total_length as f64)
+        self.inner
+            .borrow()
+            .session
+            .metainfo()
+            .map(|m| m.info.total_length as f64)
     }
 
     #[wasm_bindgen(getter, unchecked_return_type = "TorrentFile[]")]
@@ -339,7 +417,11 @@ impl Torrent {
     /// Verified fraction, 0..1.
     #[wasm_bindgen(getter)]
     pub fn progress(&self) -> f64 {
-        self.inner.borrow_mut().session.stats(util::now_ms()).progress
+        self.inner
+            .borrow_mut()
+            .session
+            .stats(util::now_ms())
+            .progress
     }
 
     #[wasm_bindgen(getter, js_name = numPeers)]

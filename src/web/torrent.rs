@@ -166,7 +166,10 @@ impl TorrentInner {
     }
 
     fn next_key(&self) -> PeerKey {
-        self.client.upgrade().and_then(|c| c.try_borrow_mut().ok().map(|mut c| c.next_key())).unwrap_or(0)
+        self.client
+            .upgrade()
+            .and_then(|c| c.try_borrow_mut().ok().map(|mut c| c.next_key()))
+            .unwrap_or(0)
     }
 
     fn random_id(&self) -> [u8; 20] {
@@ -211,15 +214,19 @@ impl TorrentInner {
 
     fn tracker_due(&mut self, url: &str, now: u64) -> bool {
         let lonely = self.peers.is_empty() && !self.session.is_complete();
-        let st = self.tracker_state.entry(url.to_string()).or_insert(TrackerState {
-            next_announce_ms: 0,
-            last_announce_ms: 0,
-            interval_ms: DEFAULT_INTERVAL_MS,
-            started: false,
-            completed_sent: false,
-        });
+        let st = self
+            .tracker_state
+            .entry(url.to_string())
+            .or_insert(TrackerState {
+                next_announce_ms: 0,
+                last_announce_ms: 0,
+                interval_ms: DEFAULT_INTERVAL_MS,
+                started: false,
+                completed_sent: false,
+            });
         let due = if lonely {
-            st.next_announce_ms.min(st.last_announce_ms + LONELY_INTERVAL_MS)
+            st.next_announce_ms
+                .min(st.last_announce_ms + LONELY_INTERVAL_MS)
         } else {
             st.next_announce_ms
         };
@@ -246,7 +253,9 @@ impl TorrentInner {
 }
 
 fn send_to_tracker(client: &Weak<RefCell<ClientInner>>, url: &str, text: String) {
-    let Some(client) = client.upgrade() else { return };
+    let Some(client) = client.upgrade() else {
+        return;
+    };
     let socket = client.try_borrow().ok().and_then(|c| c.socket(url));
     if let Some(socket) = socket {
         socket.send(text);
@@ -261,7 +270,10 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
             return;
         }
         let urls: Vec<String> = inner.trackers.clone();
-        let due: Vec<String> = urls.into_iter().filter(|u| inner.tracker_due(u, now)).collect();
+        let due: Vec<String> = urls
+            .into_iter()
+            .filter(|u| inner.tracker_due(u, now))
+            .collect();
         for u in &due {
             if let Some(st) = inner.tracker_state.get_mut(u) {
                 // Claim the slot now so a slow offer gathering does not announce twice.
@@ -287,7 +299,11 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
         }
         let t = t.clone();
         spawn_local(async move {
-            let offers = if want { make_offers(&t, OFFERS_PER_ANNOUNCE).await } else { Vec::new() };
+            let offers = if want {
+                make_offers(&t, OFFERS_PER_ANNOUNCE).await
+            } else {
+                Vec::new()
+            };
             let (text, client) = {
                 let mut inner = t.borrow_mut();
                 if inner.destroyed {
@@ -308,7 +324,11 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
                     _ => AnnounceEvent::Update,
                 };
                 // The protocol forbids offers with "completed".
-                let offers = if event == AnnounceEvent::Completed { &[][..] } else { &offers[..] };
+                let offers = if event == AnnounceEvent::Completed {
+                    &[][..]
+                } else {
+                    &offers[..]
+                };
                 (inner.announce_text(event, offers), inner.client.clone())
             };
             send_to_tracker(&client, &url, text);
@@ -342,11 +362,23 @@ async fn make_offers(t: &TorrentRef, n: usize) -> Vec<OfferOut> {
         }
         .await;
         let mut inner = t.borrow_mut();
-        let conn = PeerConn { pc, dc: Some(dc), remote: None, open: false, handlers };
+        let conn = PeerConn {
+            pc,
+            dc: Some(dc),
+            remote: None,
+            open: false,
+            handlers,
+        };
         match sdp {
             Ok(sdp) if !inner.destroyed && !sdp.is_empty() => {
                 inner.peers.insert(key, conn);
-                inner.offers.insert(offer_id, PendingOffer { key, created_ms: now_ms() });
+                inner.offers.insert(
+                    offer_id,
+                    PendingOffer {
+                        key,
+                        created_ms: now_ms(),
+                    },
+                );
                 out.push(OfferOut { offer_id, sdp });
             }
             _ => conn.close(),
@@ -394,7 +426,9 @@ fn attach_channel(t: &TorrentRef, key: PeerKey, dc: &RtcDataChannel) -> Vec<util
         let weak = weak.clone();
         move |ev: JsValue| {
             let Some(t) = weak.upgrade() else { return };
-            let Ok(ev) = ev.dyn_into::<MessageEvent>() else { return };
+            let Ok(ev) = ev.dyn_into::<MessageEvent>() else {
+                return;
+            };
             let data = ev.data();
             let bytes = if let Some(buf) = data.dyn_ref::<js_sys::ArrayBuffer>() {
                 Uint8Array::new(buf).to_vec()
@@ -440,7 +474,9 @@ fn attach_channel(t: &TorrentRef, key: PeerKey, dc: &RtcDataChannel) -> Vec<util
 fn channel_open(t: &TorrentRef, key: PeerKey) {
     {
         let mut inner = t.borrow_mut();
-        let Some(p) = inner.peers.get_mut(&key) else { return };
+        let Some(p) = inner.peers.get_mut(&key) else {
+            return;
+        };
         if p.open {
             return;
         }
@@ -464,7 +500,13 @@ fn close_peer(t: &TorrentRef, key: PeerKey) {
 }
 
 /// A remote offer relayed by a tracker: answer it with a new connection.
-pub(crate) fn accept_offer(t: &TorrentRef, tracker: String, from: PeerId, offer_id: [u8; 20], sdp: String) {
+pub(crate) fn accept_offer(
+    t: &TorrentRef,
+    tracker: String,
+    from: PeerId,
+    offer_id: [u8; 20],
+    sdp: String,
+) {
     {
         let inner = t.borrow();
         if inner.destroyed || !inner.wants_peers() {
@@ -479,13 +521,17 @@ pub(crate) fn accept_offer(t: &TorrentRef, tracker: String, from: PeerId, offer_
     spawn_local(async move {
         let (pc, key) = {
             let inner = t.borrow();
-            let Ok(pc) = RtcPeerConnection::new_with_configuration(&inner.ice_config()) else { return };
+            let Ok(pc) = RtcPeerConnection::new_with_configuration(&inner.ice_config()) else {
+                return;
+            };
             (pc, inner.next_key())
         };
         let weak = Rc::downgrade(&t);
         let on_channel = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
             let Some(t) = weak.upgrade() else { return };
-            let Ok(ev) = ev.dyn_into::<RtcDataChannelEvent>() else { return };
+            let Ok(ev) = ev.dyn_into::<RtcDataChannelEvent>() else {
+                return;
+            };
             let dc = ev.channel();
             let handlers = attach_channel(&t, key, &dc);
             let already_open = dc.ready_state() == RtcDataChannelState::Open;
@@ -509,7 +555,13 @@ pub(crate) fn accept_offer(t: &TorrentRef, tracker: String, from: PeerId, offer_
         pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
         t.borrow_mut().peers.insert(
             key,
-            PeerConn { pc: pc.clone(), dc: None, remote: Some(from), open: false, handlers: vec![on_channel] },
+            PeerConn {
+                pc: pc.clone(),
+                dc: None,
+                remote: Some(from),
+                open: false,
+                handlers: vec![on_channel],
+            },
         );
         let answer = async {
             let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
@@ -543,14 +595,18 @@ pub(crate) fn accept_offer(t: &TorrentRef, tracker: String, from: PeerId, offer_
 pub(crate) fn accept_answer(t: &TorrentRef, from: PeerId, offer_id: [u8; 20], sdp: String) {
     let pc = {
         let mut inner = t.borrow_mut();
-        let Some(offer) = inner.offers.remove(&offer_id) else { return };
+        let Some(offer) = inner.offers.remove(&offer_id) else {
+            return;
+        };
         let duplicate = inner.peers.values().any(|p| p.remote == Some(from));
         if duplicate {
             drop(inner);
             close_peer(t, offer.key);
             return;
         }
-        let Some(p) = inner.peers.get_mut(&offer.key) else { return };
+        let Some(p) = inner.peers.get_mut(&offer.key) else {
+            return;
+        };
         p.remote = Some(from);
         p.pc.clone()
     };
@@ -584,7 +640,10 @@ pub(crate) fn on_tracker_open(t: &TorrentRef, tracker: &str) {
 }
 
 pub(crate) fn on_failure(t: &TorrentRef, tracker: &str, reason: &str) {
-    util::log(&format!("seedtab: tracker {tracker} refused {}: {reason}", t.borrow().info_hash));
+    util::log(&format!(
+        "seedtab: tracker {tracker} refused {}: {reason}",
+        t.borrow().info_hash
+    ));
 }
 
 /// The once-a-second housekeeping.
@@ -602,7 +661,10 @@ pub(crate) fn tick(t: &TorrentRef) {
             .filter(|(_, o)| now.saturating_sub(o.created_ms) > OFFER_TIMEOUT_MS)
             .map(|(id, _)| *id)
             .collect();
-        old.iter().filter_map(|id| inner.offers.remove(id)).map(|o| o.key).collect()
+        old.iter()
+            .filter_map(|id| inner.offers.remove(id))
+            .map(|o| o.key)
+            .collect()
     };
     for key in expired {
         close_peer(t, key);
@@ -625,11 +687,18 @@ pub(crate) fn drive(t: &TorrentRef) {
         }
         inner.session.fill_all_requests(now);
         for key in inner.session.peers_with_output() {
-            let Some(dc) = inner.peers.get(&key).filter(|p| p.open).and_then(|p| p.dc.clone()) else {
+            let Some(dc) = inner
+                .peers
+                .get(&key)
+                .filter(|p| p.open)
+                .and_then(|p| p.dc.clone())
+            else {
                 continue;
             };
             while dc.buffered_amount() < HIGH_WATER {
-                let Some(bytes) = inner.session.transmit(key, SEND_CHUNK, now) else { break };
+                let Some(bytes) = inner.session.transmit(key, SEND_CHUNK, now) else {
+                    break;
+                };
                 if dc.send_with_u8_array(&bytes).is_err() {
                     to_close.push(key);
                     break;
@@ -644,7 +713,9 @@ pub(crate) fn drive(t: &TorrentRef) {
                     to_close.push(key);
                 }
                 Event::PieceVerified(_) => progressed = true,
-                Event::HashFailed { piece } => util::log(&format!("seedtab: piece {piece} failed its hash check")),
+                Event::HashFailed { piece } => {
+                    util::log(&format!("seedtab: piece {piece} failed its hash check"))
+                }
                 Event::MetadataReady => {
                     inner.ready.resolve(&JsValue::UNDEFINED);
                     outcome.events.push(("metadata", JsValue::UNDEFINED));
@@ -663,7 +734,9 @@ pub(crate) fn drive(t: &TorrentRef) {
         }
         if progressed {
             let progress = inner.session.stats(now).progress;
-            outcome.events.push(("progress", JsValue::from_f64(progress)));
+            outcome
+                .events
+                .push(("progress", JsValue::from_f64(progress)));
         }
     }
     for key in to_close {

@@ -96,8 +96,12 @@ impl TrackerSocket {
             let weak = weak.clone();
             move |ev: JsValue| {
                 let Some(s) = weak.upgrade() else { return };
-                let Ok(ev) = ev.dyn_into::<MessageEvent>() else { return };
-                let Some(text) = ev.data().as_string() else { return };
+                let Ok(ev) = ev.dyn_into::<MessageEvent>() else {
+                    return;
+                };
+                let Some(text) = ev.data().as_string() else {
+                    return;
+                };
                 match parse_tracker_message(&text) {
                     Ok(event) => {
                         if let Some(client) = s.client.upgrade() {

@@ -29,13 +29,19 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 pub fn set_timeout(f: &Function, ms: i32) -> i32 {
     web_sys::window()
-        .and_then(|w| w.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms).ok())
+        .and_then(|w| {
+            w.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms)
+                .ok()
+        })
         .unwrap_or(0)
 }
 
 pub fn set_interval(f: &Function, ms: i32) -> i32 {
     web_sys::window()
-        .and_then(|w| w.set_interval_with_callback_and_timeout_and_arguments_0(f, ms).ok())
+        .and_then(|w| {
+            w.set_interval_with_callback_and_timeout_and_arguments_0(f, ms)
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -61,7 +67,12 @@ impl Deferred {
         });
         // The executor runs synchronously inside `new`, so both slots are filled.
         let (resolve, reject) = (slots.0.unwrap_or_default(), slots.1.unwrap_or_default());
-        Deferred { promise, resolve, reject, settled: false }
+        Deferred {
+            promise,
+            resolve,
+            reject,
+            settled: false,
+        }
     }
 
     pub fn resolve(&mut self, v: &JsValue) {
@@ -74,7 +85,9 @@ impl Deferred {
     pub fn reject(&mut self, message: &str) {
         if !self.settled {
             self.settled = true;
-            let _ = self.reject.call1(&JsValue::NULL, &js_sys::Error::new(message));
+            let _ = self
+                .reject
+                .call1(&JsValue::NULL, &js_sys::Error::new(message));
         }
     }
 }
