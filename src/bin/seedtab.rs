@@ -1,6 +1,7 @@
 //! The `seedtab` command line: parses arguments and hands over to `seedtab::native`. Thin on
 //! purpose; anything worth testing lives in the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,8 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person watching; log files and test harnesses get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Serve {
