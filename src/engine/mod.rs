@@ -4,11 +4,13 @@
 //! stored, fetches the info dictionary over ut_metadata when only the info-hash is known, and
 //! serves what it has. It never touches sockets, clocks or randomness of its own.
 
+mod choker;
 mod peer;
 mod picker;
 mod rate;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
 
 use sha1::{Digest, Sha1};
 
@@ -34,35 +36,53 @@ pub type StoreFactory = Box<dyn FnMut(&Metainfo) -> Box<dyn PieceStore>>;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Our block requests in flight to one peer (16 KiB each).
+    /// Most block requests in flight to one peer (16 KiB each), whatever its rate.
     pub max_outstanding_requests: usize,
+    /// Fewest in flight to an unchoking, non-snubbed peer, before its rate is known.
+    pub min_outstanding_requests: usize,
+    /// The pipeline holds this much time of the peer's measured rate.
+    pub request_queue_time_ms: u64,
     /// Its requests queued at us before we call it abusive and disconnect.
     pub max_peer_requests: usize,
-    /// Peers we upload to at once.
-    pub max_unchoked: usize,
+    /// Regular unchoke slots; one optimistic slot comes on top.
+    pub unchoke_slots: usize,
+    pub rechoke_interval_ms: u64,
+    /// The optimistic unchoke moves every this many rechokes.
+    pub optimistic_every: u32,
+    /// A peer that sends no block for this long while we wait on it is snubbed.
+    pub snub_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub keepalive_ms: u64,
     /// A peer silent this long is dropped (keep-alives count).
     pub idle_timeout_ms: u64,
     pub max_message_len: u32,
-    /// Hash failures a peer may take part in before it is dropped.
+    /// Hash failures a peer may take part in before it is banned.
     pub max_hash_failures: u32,
     /// Largest single block request we serve; WebTorrent drops peers that ask for more.
     pub max_request_len: u32,
+    /// When set, complete pieces are not hashed here: the session emits `Event::HashPiece`
+    /// and waits for `piece_hashed` (so a browser can use WebCrypto off the main thread).
+    pub external_hashing: bool,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
-            max_outstanding_requests: 96,
-            max_peer_requests: 512,
-            max_unchoked: 16,
-            request_timeout_ms: 30_000,
+            max_outstanding_requests: 500,
+            min_outstanding_requests: 32,
+            request_queue_time_ms: 2_000,
+            max_peer_requests: 1_000,
+            unchoke_slots: 8,
+            rechoke_interval_ms: 10_000,
+            optimistic_every: 3,
+            snub_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
             keepalive_ms: 55_000,
             idle_timeout_ms: 150_000,
             max_message_len: crate::wire::DEFAULT_MAX_MESSAGE_LEN,
             max_hash_failures: 3,
             max_request_len: 128 * 1024,
+            external_hashing: false,
         }
     }
 }
@@ -86,6 +106,15 @@ pub enum Event {
     PeerReady {
         key: PeerKey,
         peer_id: PeerId,
+    },
+    /// This peer sent data that failed a hash check: never connect to it again. A
+    /// `ClosePeer` for its connection comes with it.
+    PeerBanned {
+        peer_id: PeerId,
+    },
+    /// With `Config::external_hashing`: hash `piece_buffer(piece)` and call `piece_hashed`.
+    HashPiece {
+        piece: u32,
     },
 }
 
@@ -118,6 +147,15 @@ pub struct Session {
     upload: RateMeter,
     verified_bytes: u64,
     done_reported: bool,
+    /// Complete pieces waiting for an external hash.
+    hashing: BTreeMap<u32, picker::Partial>,
+    /// Blocks of failed pieces: who sent them and their digest, for smart ban.
+    suspects: BTreeMap<(u32, u32), (PeerId, [u8; 20])>,
+    banned: BTreeSet<PeerId>,
+    optimistic: Option<PeerKey>,
+    last_rechoke_ms: u64,
+    rechoke_round: u32,
+    now_ms: u64,
 }
 
 impl Session {
@@ -171,6 +209,13 @@ impl Session {
             upload: RateMeter::default(),
             verified_bytes: 0,
             done_reported: false,
+            hashing: BTreeMap::new(),
+            suspects: BTreeMap::new(),
+            banned: BTreeSet::new(),
+            optimistic: None,
+            last_rechoke_ms: 0,
+            rechoke_round: 0,
+            now_ms: 0,
         }
     }
 
@@ -300,6 +345,7 @@ impl Session {
 
     /// A connection to a peer of this torrent is open: we speak first with our handshake.
     pub fn peer_connected(&mut self, key: PeerKey, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         let mut peer = Peer::new(self.config.max_message_len, now_ms);
         peer.outbox
             .extend_from_slice(&Handshake::new(self.info_hash, self.peer_id).encode());
@@ -317,7 +363,7 @@ impl Session {
             self.picker.remove_bitfield(&peer.have);
         }
         if !peer.am_choking {
-            self.rechoke();
+            self.rechoke(false);
         }
         if !peer.metadata_requests.is_empty() {
             self.request_metadata_anywhere();
@@ -374,6 +420,7 @@ impl Session {
 
     /// Bytes that arrived from `key`, in any split.
     pub fn peer_data(&mut self, key: PeerKey, data: &[u8], now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -427,11 +474,61 @@ impl Session {
             for b in &expired {
                 self.picker.cancel_request(b);
             }
+            let waiting = !peer.outstanding.is_empty() || !expired.is_empty();
+            if waiting
+                && now_ms.saturating_sub(peer.last_block_ms) > self.config.snub_timeout_ms
+                && !peer.snubbed
+            {
+                // Its requests go back to the pool so faster peers can take them.
+                peer.snubbed = true;
+                for (b, _) in peer.outstanding.drain(..) {
+                    Message::Cancel(b).encode(&mut peer.outbox);
+                    expired.push(b);
+                }
+            }
+            for b in &expired {
+                self.picker.cancel_request(b);
+            }
             if !expired.is_empty() {
                 self.fill_requests(key, now_ms);
             }
         }
-        self.rechoke();
+        self.now_ms = now_ms;
+        if now_ms.saturating_sub(self.last_rechoke_ms) >= self.config.rechoke_interval_ms {
+            self.last_rechoke_ms = now_ms;
+            self.rechoke_round += 1;
+            if self.rechoke_round % self.config.optimistic_every.max(1) == 0 {
+                self.optimistic = None;
+            }
+            self.rechoke(true);
+        }
+    }
+
+    /// Pieces to fetch before all others, most urgent first (a player's read-ahead).
+    pub fn set_window(&mut self, window: Vec<Range<u32>>) {
+        self.picker.window = window;
+    }
+
+    /// Start new pieces in order rather than rarest first.
+    pub fn set_sequential(&mut self, on: bool) {
+        self.picker.sequential = on;
+    }
+
+    /// With `Config::external_hashing`: the bytes of a complete piece awaiting its hash.
+    pub fn piece_buffer(&self, piece: u32) -> Option<&[u8]> {
+        self.hashing.get(&piece).map(|p| p.buf.as_slice())
+    }
+
+    /// With `Config::external_hashing`: the SHA-1 of `piece_buffer(piece)`.
+    pub fn piece_hashed(&mut self, piece: u32, digest: [u8; 20]) {
+        if let Some(partial) = self.hashing.remove(&piece) {
+            self.picker.verifying.remove(&piece);
+            self.piece_checked(piece, partial, digest);
+        }
+    }
+
+    pub fn banned(&self) -> &BTreeSet<PeerId> {
+        &self.banned
     }
 
     fn close(&mut self, key: PeerKey, reason: String) {
@@ -471,11 +568,11 @@ impl Session {
             Message::Unchoke => peer.peer_choking = false,
             Message::Interested => {
                 peer.peer_interested = true;
-                self.rechoke();
+                self.rechoke(false);
             }
             Message::NotInterested => {
                 peer.peer_interested = false;
-                self.rechoke();
+                self.rechoke(false);
             }
             Message::Have(i) => {
                 match num_pieces {
@@ -559,6 +656,9 @@ impl Session {
         }
         if h.peer_id == self.peer_id {
             return Err("connected to ourselves".into());
+        }
+        if self.banned.contains(&h.peer_id) {
+            return Err("banned peer".into());
         }
         let fast = h.supports_fast();
         let extended = h.supports_extended();
@@ -656,20 +756,59 @@ impl Session {
         }
     }
 
-    /// Unchoke interested peers up to the slot limit, fastest uploaders to us first.
-    fn rechoke(&mut self) {
-        let mut interested: Vec<(PeerKey, u64)> = self
+    /// Decides who gets our upload. A full round re-ranks everyone; otherwise only free slots
+    /// are filled, so a newly interested peer starts at once instead of at the next round.
+    fn rechoke(&mut self, full: bool) {
+        let now = self.now_ms;
+        let seeding = self.is_complete();
+        let cands: Vec<choker::Candidate> = self
             .peers
             .iter()
             .filter(|(_, p)| p.handshake_done && p.peer_interested)
-            .map(|(&k, p)| (k, p.download.total()))
+            .map(|(&key, p)| choker::Candidate {
+                key,
+                rate: if seeding {
+                    p.upload.rate(now)
+                } else {
+                    p.download.rate(now)
+                },
+                snubbed: p.snubbed,
+                unchoked: !p.am_choking,
+                unchoked_since_ms: p.unchoked_since_ms,
+                new: now.saturating_sub(p.connected_ms) < 60_000,
+            })
             .collect();
-        interested.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let unchoke: Vec<PeerKey> = interested
-            .iter()
-            .take(self.config.max_unchoked)
-            .map(|(k, _)| *k)
-            .collect();
+        let slots = self.config.unchoke_slots;
+        let unchoke: Vec<PeerKey> = if full {
+            let mut keep = choker::regular(&cands, slots, seeding);
+            if self
+                .optimistic
+                .is_some_and(|o| !cands.iter().any(|c| c.key == o))
+            {
+                self.optimistic = None;
+            }
+            if self.optimistic.is_none() {
+                self.optimistic = choker::optimistic(&cands, &keep, &mut self.rng);
+            }
+            if let Some(o) = self.optimistic {
+                if !keep.contains(&o) {
+                    keep.push(o);
+                }
+            }
+            keep
+        } else {
+            let mut current: Vec<PeerKey> =
+                cands.iter().filter(|c| c.unchoked).map(|c| c.key).collect();
+            for c in &cands {
+                if current.len() > slots {
+                    break;
+                }
+                if !c.unchoked {
+                    current.push(c.key);
+                }
+            }
+            current
+        };
         for (&key, peer) in self.peers.iter_mut() {
             if !peer.handshake_done {
                 continue;
@@ -680,6 +819,7 @@ impl Session {
             }
             peer.am_choking = !should_unchoke;
             if should_unchoke {
+                peer.unchoked_since_ms = now.max(1);
                 Message::Unchoke.encode(&mut peer.outbox);
             } else {
                 Message::Choke.encode(&mut peer.outbox);
@@ -742,7 +882,10 @@ impl Session {
             // Unrequested or already cancelled (endgame): ignore, but don't count it as progress.
             return Ok(());
         };
-        peer.outstanding.swap_remove(pos);
+        let (_, sent_at) = peer.outstanding.swap_remove(pos);
+        peer.last_block_ms = now_ms;
+        peer.snubbed = false;
+        peer.rtt_ms = (peer.rtt_ms * 7 + now_ms.saturating_sub(sent_at)) / 8;
         peer.download.add(data.len() as u64, now_ms);
         self.download.add(data.len() as u64, now_ms);
         let Some(partial) = self.picker.partials.get_mut(&index) else {
@@ -788,26 +931,24 @@ impl Session {
         let Some(partial) = self.picker.partials.remove(&index) else {
             return;
         };
-        let Some(meta) = &self.meta else { return };
-        let expected = meta.info.piece_hash(index).copied();
-        let ok = expected.is_some_and(|h| Sha1::digest(&partial.buf).as_slice() == h);
-        if !ok {
-            self.events.push_back(Event::HashFailed { piece: index });
-            let mut blamed: Vec<PeerKey> = partial.contributors.iter().flatten().copied().collect();
-            blamed.sort_unstable();
-            blamed.dedup();
-            for key in blamed {
-                let Some(p) = self.peers.get_mut(&key) else {
-                    continue;
-                };
-                p.hash_failures += 1;
-                let failures = p.hash_failures;
-                if failures >= self.config.max_hash_failures {
-                    self.close(key, format!("sent data that failed {failures} hash checks"));
-                }
-            }
+        if self.config.external_hashing {
+            self.picker.verifying.insert(index);
+            self.hashing.insert(index, partial);
+            self.events.push_back(Event::HashPiece { piece: index });
             return;
         }
+        let digest: [u8; 20] = Sha1::digest(&partial.buf).into();
+        self.piece_checked(index, partial, digest);
+    }
+
+    fn piece_checked(&mut self, index: u32, partial: picker::Partial, digest: [u8; 20]) {
+        let Some(meta) = &self.meta else { return };
+        let ok = meta.info.piece_hash(index) == Some(&digest);
+        if !ok {
+            self.piece_failed(index, &partial);
+            return;
+        }
+        self.clear_suspects(index, &partial.buf);
         let len = partial.buf.len() as u64;
         if let Some(store) = self.store.as_mut() {
             store.put_piece(index, partial.buf);
@@ -828,7 +969,105 @@ impl Session {
         if self.have.is_complete() && !self.done_reported {
             self.done_reported = true;
             self.events.push_back(Event::Done);
+            // Seeding now: rank by what we give, not what we get.
+            self.rechoke(true);
         }
+    }
+
+    /// Smart ban, step one: remember who sent each block of the failed piece and what it hashed
+    /// to. A peer that sent the whole piece alone is certainly guilty.
+    fn piece_failed(&mut self, index: u32, partial: &picker::Partial) {
+        self.events.push_back(Event::HashFailed { piece: index });
+        let bs = crate::metainfo::BLOCK_SIZE as usize;
+        let mut senders: Vec<PeerKey> = partial.contributors.iter().flatten().copied().collect();
+        senders.sort_unstable();
+        senders.dedup();
+        for (b, who) in partial.contributors.iter().enumerate() {
+            let Some(id) = who.and_then(|k| self.peers.get(&k)).and_then(|p| p.peer_id) else {
+                continue;
+            };
+            let end = ((b + 1) * bs).min(partial.buf.len());
+            let digest: [u8; 20] = Sha1::digest(&partial.buf[b * bs..end]).into();
+            if self.suspects.len() < 65_536 {
+                self.suspects.insert((index, b as u32), (id, digest));
+            }
+        }
+        for key in senders.iter().copied() {
+            let Some(p) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            p.hash_failures += 1;
+            let failures = p.hash_failures;
+            if senders.len() == 1 || failures >= self.config.max_hash_failures {
+                self.ban(key, format!("sent data that failed {failures} hash checks"));
+            }
+        }
+    }
+
+    /// Smart ban, step two: the piece passed, so any earlier block that differs from the good
+    /// one convicts its sender; the others were innocent.
+    fn clear_suspects(&mut self, index: u32, good: &[u8]) {
+        let bs = crate::metainfo::BLOCK_SIZE as usize;
+        let keys: Vec<(u32, u32)> = self
+            .suspects
+            .range((index, 0)..=(index, u32::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            let Some((id, digest)) = self.suspects.remove(&k) else {
+                continue;
+            };
+            let b = k.1 as usize;
+            if b * bs >= good.len() {
+                continue;
+            }
+            let end = ((b + 1) * bs).min(good.len());
+            let good_digest: [u8; 20] = Sha1::digest(&good[b * bs..end]).into();
+            if good_digest != digest {
+                let culprit = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.peer_id == Some(id))
+                    .map(|(&k, _)| k);
+                match culprit {
+                    Some(key) => self.ban(key, "sent a corrupt block (smart ban)".into()),
+                    None => {
+                        if self.banned.insert(id) {
+                            self.events.push_back(Event::PeerBanned { peer_id: id });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn ban(&mut self, key: PeerKey, reason: String) {
+        if let Some(id) = self.peers.get(&key).and_then(|p| p.peer_id) {
+            if self.banned.insert(id) {
+                self.events.push_back(Event::PeerBanned { peer_id: id });
+            }
+        }
+        self.close(key, reason);
+    }
+
+    /// How many requests to keep in flight to a peer: enough for `request_queue_time_ms` of
+    /// its measured rate, within the configured bounds and what the peer says it accepts.
+    fn queue_target(&self, peer: &Peer) -> usize {
+        if peer.snubbed {
+            return 1;
+        }
+        let rate = peer.download.rate(self.now_ms);
+        let by_rate = (rate * self.config.request_queue_time_ms as f64
+            / 1000.0
+            / crate::metainfo::BLOCK_SIZE as f64) as usize;
+        let cap = peer
+            .extended
+            .as_ref()
+            .and_then(|e| e.reqq)
+            .map(|q| (q as usize).max(1))
+            .unwrap_or(250)
+            .min(self.config.max_outstanding_requests);
+        by_rate.max(self.config.min_outstanding_requests).min(cap)
     }
 
     /// Keep each unchoked peer's pipeline full.
@@ -840,7 +1079,14 @@ impl Session {
         if peer.peer_choking || !peer.am_interested {
             return;
         }
-        while peer.outstanding.len() < self.config.max_outstanding_requests {
+        let target = {
+            let peer = &self.peers[&key];
+            self.queue_target(peer)
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        while peer.outstanding.len() < target {
             let asked = |b: &BlockRef| peer.outstanding.iter().any(|(o, _)| o == b);
             let Some(block) =
                 self.picker

@@ -47,6 +47,14 @@ pub(crate) struct Peer {
     pub last_recv_ms: u64,
     pub last_sent_ms: u64,
     pub hash_failures: u32,
+    pub connected_ms: u64,
+    /// When it last sent us a block we asked for (snub detection).
+    pub last_block_ms: u64,
+    pub snubbed: bool,
+    /// When we last unchoked it (seed-mode rotation).
+    pub unchoked_since_ms: u64,
+    /// Smoothed request-to-block time.
+    pub rtt_ms: u64,
 }
 
 impl Peer {
@@ -74,6 +82,11 @@ impl Peer {
             last_recv_ms: now_ms,
             last_sent_ms: now_ms,
             hash_failures: 0,
+            connected_ms: now_ms,
+            last_block_ms: now_ms,
+            snubbed: false,
+            unchoked_since_ms: 0,
+            rtt_ms: 0,
         }
     }
 

@@ -1,9 +1,11 @@
-//! Which block to ask a peer for next: finish pieces already started, then start the rarest piece
-//! the peer has (random among equally rare ones), and in endgame ask a second peer for blocks
-//! still in flight. Tracks per-piece availability and the buffers of pieces being assembled.
-//! Never verifies, stores or sends anything.
+//! Which block to ask a peer for next: finish pieces already started, then start a new piece —
+//! first from the streaming window in order, else the rarest piece the peer has (random among
+//! equally rare ones), or the lowest-numbered one in sequential mode — and in endgame ask a second
+//! peer for blocks still in flight. Tracks per-piece availability and the buffers of pieces being
+//! assembled. Never verifies, stores or sends anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::{Info, BLOCK_SIZE};
@@ -46,14 +48,27 @@ impl Partial {
 pub(crate) struct Picker {
     pub availability: Vec<u32>,
     pub partials: BTreeMap<u32, Partial>,
+    /// Complete pieces waiting for their hash check: not to be picked again meanwhile.
+    pub verifying: BTreeSet<u32>,
+    /// Pieces wanted before all others, most urgent first (a player's read-ahead window).
+    pub window: Vec<Range<u32>>,
+    /// Start new pieces in index order instead of rarest first.
+    pub sequential: bool,
 }
 
 impl Picker {
     pub fn new(num_pieces: u32) -> Picker {
         Picker {
             availability: vec![0; num_pieces as usize],
-            partials: BTreeMap::new(),
+            ..Picker::default()
         }
+    }
+
+    fn startable(&self, i: u32, have: &Bitfield, peer_has: &Bitfield) -> bool {
+        peer_has.get(i as usize)
+            && !have.get(i as usize)
+            && !self.partials.contains_key(&i)
+            && !self.verifying.contains(&i)
     }
 
     pub fn add_have(&mut self, piece: u32) {
@@ -85,7 +100,10 @@ impl Picker {
         already_asked: impl Fn(&BlockRef) -> bool,
         rng: &mut Rng,
     ) -> Option<BlockRef> {
-        // 1. A block nobody was asked for, in a piece already started.
+        // 1. A block nobody was asked for, in a piece already started (urgent ones first).
+        if let Some(block) = self.pick_in_window_partials(info, peer_has) {
+            return Some(block);
+        }
         for (&index, partial) in self.partials.iter_mut() {
             if !peer_has.get(index as usize) {
                 continue;
@@ -97,8 +115,18 @@ impl Picker {
                 return Some(block_ref(info, index, b as u32));
             }
         }
-        // 2. Start the rarest piece this peer has.
-        if let Some(index) = self.rarest_new_piece(have, peer_has, rng) {
+        // 2. Start a new piece: the window first, then rarest (or lowest) this peer has.
+        let next = self
+            .window_new_piece(have, peer_has)
+            .or_else(|| {
+                if self.sequential {
+                    self.lowest_new_piece(have, peer_has)
+                } else {
+                    None
+                }
+            })
+            .or_else(|| self.rarest_new_piece(have, peer_has, rng));
+        if let Some(index) = next {
             let blocks = info.num_blocks(index);
             let mut partial = Partial::new(info.piece_len(index), blocks);
             partial.requested[0] = 1;
@@ -125,11 +153,45 @@ impl Picker {
         None
     }
 
+    fn pick_in_window_partials(&mut self, info: &Info, peer_has: &Bitfield) -> Option<BlockRef> {
+        for r in &self.window {
+            for index in r.clone() {
+                let Some(partial) = self.partials.get_mut(&index) else {
+                    continue;
+                };
+                if !peer_has.get(index as usize) {
+                    continue;
+                }
+                if let Some(b) = (0..partial.received.len())
+                    .find(|&b| !partial.received[b] && partial.requested[b] == 0)
+                {
+                    partial.requested[b] += 1;
+                    return Some(block_ref(info, index, b as u32));
+                }
+            }
+        }
+        None
+    }
+
+    fn window_new_piece(&self, have: &Bitfield, peer_has: &Bitfield) -> Option<u32> {
+        self.window
+            .iter()
+            .flat_map(|r| r.clone())
+            .find(|&i| self.startable(i, have, peer_has))
+    }
+
+    fn lowest_new_piece(&self, have: &Bitfield, peer_has: &Bitfield) -> Option<u32> {
+        peer_has
+            .iter_set()
+            .map(|i| i as u32)
+            .find(|&i| self.startable(i, have, peer_has))
+    }
+
     fn rarest_new_piece(&self, have: &Bitfield, peer_has: &Bitfield, rng: &mut Rng) -> Option<u32> {
         let mut best = u32::MAX;
         let mut candidates: Vec<u32> = Vec::new();
         for i in peer_has.iter_set() {
-            if have.get(i) || self.partials.contains_key(&(i as u32)) {
+            if !self.startable(i as u32, have, peer_has) {
                 continue;
             }
             let a = self.availability.get(i).copied().unwrap_or(0);
@@ -163,5 +225,151 @@ pub(crate) fn block_ref(info: &Info, index: u32, block: u32) -> BlockRef {
         index,
         begin: block * BLOCK_SIZE,
         length: info.block_len(index, block),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::create::{create_torrent, CreateOptions};
+
+    /// A picker and bitfields from strings, libtorrent-style: "1101" = has pieces 0, 1 and 3.
+    fn bits(s: &str) -> Bitfield {
+        let mut b = Bitfield::new(s.len());
+        for (i, c) in s.chars().enumerate() {
+            if c == '1' {
+                b.set(i);
+            }
+        }
+        b
+    }
+
+    fn info(pieces: usize) -> Info {
+        let data = vec![7u8; pieces * 16384];
+        let opts = CreateOptions {
+            piece_length: Some(16384),
+            ..Default::default()
+        };
+        create_torrent(&[(vec!["f".into()], &data[..])], opts)
+            .unwrap()
+            .info
+    }
+
+    fn setup(avail: &[u32]) -> Picker {
+        let mut p = Picker::new(avail.len() as u32);
+        p.availability = avail.to_vec();
+        p
+    }
+
+    #[test]
+    fn rarest_first_with_random_ties() {
+        let info = info(6);
+        let mut rng = Rng::new(3);
+        let mut seen = BTreeSet::new();
+        for _ in 0..40 {
+            let mut p = setup(&[3, 1, 2, 1, 5, 4]);
+            let b = p
+                .pick(&info, &bits("000000"), &bits("111111"), |_| false, &mut rng)
+                .unwrap();
+            seen.insert(b.index);
+        }
+        assert_eq!(seen, BTreeSet::from([1, 3]));
+    }
+
+    #[test]
+    fn skips_pieces_we_have_or_peer_lacks() {
+        let info = info(4);
+        let mut p = setup(&[1, 1, 1, 9]);
+        let b = p
+            .pick(
+                &info,
+                &bits("1100"),
+                &bits("1101"),
+                |_| false,
+                &mut Rng::new(1),
+            )
+            .unwrap();
+        assert_eq!(b.index, 3);
+        assert!(p
+            .pick(
+                &info,
+                &bits("1100"),
+                &bits("1100"),
+                |_| false,
+                &mut Rng::new(1)
+            )
+            .is_none());
+    }
+
+    #[test]
+    fn window_and_sequential_come_before_rarity() {
+        let info = info(6);
+        let mut p = setup(&[1, 1, 1, 1, 1, 0]);
+        p.window = vec![4..6];
+        let mut rng = Rng::new(1);
+        let all = bits("111111");
+        assert_eq!(
+            p.pick(&info, &bits("000000"), &all, |_| false, &mut rng)
+                .unwrap()
+                .index,
+            4
+        );
+        assert_eq!(
+            p.pick(&info, &bits("000000"), &all, |_| false, &mut rng)
+                .unwrap()
+                .index,
+            5
+        );
+        p.window.clear();
+        p.sequential = true;
+        assert_eq!(
+            p.pick(&info, &bits("000000"), &all, |_| false, &mut rng)
+                .unwrap()
+                .index,
+            0
+        );
+        assert_eq!(
+            p.pick(&info, &bits("000000"), &all, |_| false, &mut rng)
+                .unwrap()
+                .index,
+            1
+        );
+    }
+
+    #[test]
+    fn endgame_duplicates_once_then_stops() {
+        let info = info(1);
+        let mut p = setup(&[2]);
+        let mut rng = Rng::new(1);
+        let first = p
+            .pick(&info, &bits("0"), &bits("1"), |_| false, &mut rng)
+            .unwrap();
+        // Everything requested: a second peer gets the same block, a third gets nothing.
+        let second = p
+            .pick(&info, &bits("0"), &bits("1"), |_| false, &mut rng)
+            .unwrap();
+        assert_eq!(first, second);
+        assert!(p
+            .pick(&info, &bits("0"), &bits("1"), |_| false, &mut rng)
+            .is_none());
+        // And never twice to the same peer.
+        let mut p = setup(&[2]);
+        let b = p
+            .pick(&info, &bits("0"), &bits("1"), |_| false, &mut rng)
+            .unwrap();
+        assert!(p
+            .pick(&info, &bits("0"), &bits("1"), |x| *x == b, &mut rng)
+            .is_none());
+    }
+
+    #[test]
+    fn verifying_pieces_are_not_picked() {
+        let info = info(2);
+        let mut p = setup(&[1, 1]);
+        p.verifying.insert(0);
+        let b = p
+            .pick(&info, &bits("00"), &bits("11"), |_| false, &mut Rng::new(1))
+            .unwrap();
+        assert_eq!(b.index, 1);
     }
 }

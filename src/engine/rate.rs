@@ -6,14 +6,20 @@ const BUCKETS: usize = 5;
 #[derive(Debug, Clone, Default)]
 pub struct RateMeter {
     buckets: [u64; BUCKETS],
-    current_second: u64,
+    /// Which second each bucket holds, so stale buckets are skipped without mutation.
+    seconds: [u64; BUCKETS],
     total: u64,
 }
 
 impl RateMeter {
     pub fn add(&mut self, bytes: u64, now_ms: u64) {
-        self.advance(now_ms);
-        self.buckets[(self.current_second as usize) % BUCKETS] += bytes;
+        let second = now_ms / 1000;
+        let i = (second as usize) % BUCKETS;
+        if self.seconds[i] != second {
+            self.seconds[i] = second;
+            self.buckets[i] = 0;
+        }
+        self.buckets[i] += bytes;
         self.total += bytes;
     }
 
@@ -21,24 +27,16 @@ impl RateMeter {
         self.total
     }
 
-    /// Bytes per second over the last few whole seconds (plus the current partial one).
-    pub fn rate(&mut self, now_ms: u64) -> f64 {
-        self.advance(now_ms);
-        let sum: u64 = self.buckets.iter().sum();
-        let elapsed_ms = (BUCKETS as u64 - 1) * 1000 + now_ms % 1000;
-        sum as f64 * 1000.0 / elapsed_ms.max(1) as f64
-    }
-
-    fn advance(&mut self, now_ms: u64) {
+    /// Bytes per second over the last few whole seconds plus the current partial one.
+    pub fn rate(&self, now_ms: u64) -> f64 {
         let second = now_ms / 1000;
-        if second <= self.current_second {
-            return;
-        }
-        let gap = (second - self.current_second).min(BUCKETS as u64);
-        for i in 1..=gap {
-            self.buckets[((self.current_second + i) as usize) % BUCKETS] = 0;
-        }
-        self.current_second = second;
+        let oldest = second.saturating_sub(BUCKETS as u64 - 1);
+        let sum: u64 = (0..BUCKETS)
+            .filter(|&i| self.seconds[i] >= oldest && self.seconds[i] <= second)
+            .map(|i| self.buckets[i])
+            .sum();
+        let span_ms = (second - oldest) * 1000 + now_ms % 1000;
+        sum as f64 * 1000.0 / span_ms.max(1000) as f64
     }
 }
 
@@ -56,5 +54,12 @@ mod tests {
         assert!((900.0..=1100.0).contains(&r), "rate {r}");
         assert_eq!(m.rate(60_000), 0.0);
         assert_eq!(m.total(), 10_000);
+    }
+
+    #[test]
+    fn early_rate_is_not_inflated() {
+        let mut m = RateMeter::default();
+        m.add(1000, 100);
+        assert!(m.rate(200) <= 1000.0);
     }
 }

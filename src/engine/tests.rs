@@ -352,3 +352,90 @@ fn default_piece_length_three_files_completes() {
         t.elapsed()
     );
 }
+
+#[test]
+fn smart_ban_convicts_the_peer_whose_block_differed() {
+    // Two peers share the blocks of each piece; one corrupts only block 1 of piece 0.
+    let (meta, all) = torrent(&[("a", 4 * 16384)], 4 * 16384);
+    let mut bad = all.clone();
+    bad[16384 + 5] ^= 0xFF;
+    let liar = {
+        let store = MemoryStore::from_bytes(&bad, meta.info.piece_length);
+        let have = Bitfield::full(meta.info.num_pieces() as usize);
+        Session::new(
+            meta.clone(),
+            PeerId([9; 20]),
+            Box::new(store),
+            have,
+            Config::default(),
+            9,
+        )
+    };
+    let mut net = Net::new(vec![liar, seeder(&meta, &all, 1), leecher(&meta, 2)]);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.run(10_000);
+    assert!(net.events[2]
+        .iter()
+        .any(|e| matches!(e, Event::HashFailed { piece: 0 })));
+    assert!(net.events[2].contains(&Event::PeerBanned {
+        peer_id: PeerId([9; 20])
+    }));
+    assert!(!net.events[2].contains(&Event::PeerBanned {
+        peer_id: PeerId([1; 20])
+    }));
+    assert_eq!(read_all(&net.nodes[2]), all);
+    // It may not come back.
+    assert!(net.nodes[2].banned().contains(&PeerId([9; 20])));
+}
+
+#[test]
+fn external_hashing_waits_for_the_driver() {
+    let (meta, all) = torrent(&[("a", 40_000)], 16 * 1024);
+    let mut leech = {
+        let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
+        let have = Bitfield::new(meta.info.num_pieces() as usize);
+        let config = Config {
+            external_hashing: true,
+            ..Config::default()
+        };
+        Session::new(
+            meta.clone(),
+            PeerId([2; 20]),
+            Box::new(store),
+            have,
+            config,
+            2,
+        )
+    };
+    let mut seed = seeder(&meta, &all, 1);
+    seed.peer_connected(0, 0);
+    leech.peer_connected(0, 0);
+    let mut hashed = 0;
+    for _ in 0..1000 {
+        let mut moved = false;
+        while let Some(b) = seed.transmit(0, 1 << 16, 0) {
+            leech.peer_data(0, &b, 0);
+            moved = true;
+        }
+        while let Some(b) = leech.transmit(0, 1 << 16, 0) {
+            seed.peer_data(0, &b, 0);
+            moved = true;
+        }
+        while let Some(e) = leech.poll_event() {
+            if let Event::HashPiece { piece } = e {
+                assert!(!leech.have().get(piece as usize));
+                let d: [u8; 20] = Sha1::digest(leech.piece_buffer(piece).unwrap()).into();
+                leech.piece_hashed(piece, d);
+                hashed += 1;
+                moved = true;
+            }
+        }
+        leech.fill_all_requests(0);
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(hashed, meta.info.num_pieces());
+    assert_eq!(read_all(&leech), all);
+}

@@ -513,7 +513,9 @@ pub(crate) fn accept_offer(
             return;
         }
         // One connection per remote peer: a second offer from someone we know is ignored.
-        if inner.peers.values().any(|p| p.remote == Some(from)) {
+        if inner.peers.values().any(|p| p.remote == Some(from))
+            || inner.session.banned().contains(&from)
+        {
             return;
         }
     }
@@ -598,7 +600,8 @@ pub(crate) fn accept_answer(t: &TorrentRef, from: PeerId, offer_id: [u8; 20], sd
         let Some(offer) = inner.offers.remove(&offer_id) else {
             return;
         };
-        let duplicate = inner.peers.values().any(|p| p.remote == Some(from));
+        let duplicate = inner.peers.values().any(|p| p.remote == Some(from))
+            || inner.session.banned().contains(&from);
         if duplicate {
             drop(inner);
             close_peer(t, offer.key);
@@ -724,6 +727,22 @@ pub(crate) fn drive(t: &TorrentRef) {
                     inner.done.resolve(&JsValue::UNDEFINED);
                     outcome.events.push(("done", JsValue::UNDEFINED));
                     completed = true;
+                }
+                // Its connection is closed by the ClosePeer that comes with it; the session
+                // keeps the ban list, which offers and answers are checked against.
+                Event::PeerBanned { peer_id } => {
+                    util::log(&format!("seedtab: banned peer {peer_id}"));
+                }
+                Event::HashPiece { piece } => {
+                    // Only with Config::external_hashing, which this driver does not set: hash here.
+                    let digest = inner.session.piece_buffer(piece).map(|b| {
+                        use sha1::Digest;
+                        let d: [u8; 20] = sha1::Sha1::digest(b).into();
+                        d
+                    });
+                    if let Some(d) = digest {
+                        inner.session.piece_hashed(piece, d);
+                    }
                 }
                 Event::PeerReady { key, peer_id } => {
                     if let Some(p) = inner.peers.get_mut(&key) {
