@@ -305,7 +305,7 @@ mod tests {
     fn window_and_sequential_come_before_rarity() {
         let info = info(6);
         let mut p = setup(&[1, 1, 1, 1, 1, 0]);
-        p.window = [4..6].to_vec();
+        p.window = vec![Range { start: 4, end: 6 }];
         let mut rng = Rng::new(1);
         let all = bits("111111");
         assert_eq!(
