@@ -69,10 +69,10 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             max_outstanding_requests: 500,
-            min_outstanding_requests: 32,
-            request_queue_time_ms: 2_000,
+            min_outstanding_requests: 4,
+            request_queue_time_ms: 500,
             max_peer_requests: 1_000,
-            unchoke_slots: 8,
+            unchoke_slots: 4,
             rechoke_interval_ms: 10_000,
             optimistic_every: 3,
             snub_timeout_ms: 30_000,
