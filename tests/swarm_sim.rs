@@ -280,9 +280,7 @@ impl Sim {
                 match e {
                     Event::ClosePeer { key, .. } => self.close_link(key as usize),
                     Event::Done => {
-                        if self.nodes[n].done_at.is_none() {
-                            self.nodes[n].done_at = Some(now);
-                        }
+                        self.nodes[n].done_at.get_or_insert(now);
                     }
                     Event::PeerBanned { .. } => self.banned_events += 1,
                     _ => {}
