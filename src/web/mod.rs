@@ -4,6 +4,7 @@
 //! logic of its own: the engine and `signal::client` decide, this layer carries bytes.
 
 mod client;
+mod hashing;
 mod torrent;
 mod tracker;
 mod util;
@@ -25,6 +26,7 @@ use crate::metainfo::{FileEntry, Info, Metainfo};
 use crate::store::MemoryStore;
 
 use client::ClientInner;
+pub use hashing::{sha1_pieces, sha1_pieces_scalar, PieceHasher};
 use torrent::{TorrentInner, TorrentRef};
 
 #[wasm_bindgen(start)]

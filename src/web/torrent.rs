@@ -339,52 +339,67 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
 /// Makes `n` peer connections with a data channel each and waits for their ICE gathering, so the
 /// SDP carries every candidate (WebTorrent does not trickle).
 async fn make_offers(t: &TorrentRef, n: usize) -> Vec<OfferOut> {
-    let mut out = Vec::new();
+    // Gathered side by side: start-up waits for the slowest offer, not for their sum.
+    let out: Rc<RefCell<Vec<OfferOut>>> = Rc::new(RefCell::new(Vec::new()));
+    let promises = Array::new();
     for _ in 0..n {
-        let (pc, key, offer_id) = {
-            let inner = t.borrow();
-            if inner.destroyed {
-                return out;
+        let (t, out) = (t.clone(), out.clone());
+        promises.push(&wasm_bindgen_futures::future_to_promise(async move {
+            if let Some(offer) = make_offer(&t).await {
+                out.borrow_mut().push(offer);
             }
-            let Ok(pc) = RtcPeerConnection::new_with_configuration(&inner.ice_config()) else {
-                return out;
-            };
-            (pc, inner.next_key(), inner.random_id())
-        };
-        let dc = pc.create_data_channel("seedtab");
-        let handlers = attach_channel(t, key, &dc);
-        let sdp = async {
-            let offer = JsFuture::from(pc.create_offer()).await?;
-            let init: RtcSessionDescriptionInit = offer.unchecked_into();
-            JsFuture::from(pc.set_local_description(&init)).await?;
-            wait_for_gathering(&pc).await;
-            Ok::<_, JsValue>(pc.local_description().map(|d| d.sdp()).unwrap_or_default())
+            Ok(JsValue::UNDEFINED)
+        }));
+    }
+    let _ = JsFuture::from(js_sys::Promise::all(&promises)).await;
+    let offers = std::mem::take(&mut *out.borrow_mut());
+    offers
+}
+
+async fn make_offer(t: &TorrentRef) -> Option<OfferOut> {
+    let (pc, key, offer_id) = {
+        let inner = t.borrow();
+        if inner.destroyed {
+            return None;
         }
-        .await;
-        let mut inner = t.borrow_mut();
-        let conn = PeerConn {
-            pc,
-            dc: Some(dc),
-            remote: None,
-            open: false,
-            handlers,
-        };
-        match sdp {
-            Ok(sdp) if !inner.destroyed && !sdp.is_empty() => {
-                inner.peers.insert(key, conn);
-                inner.offers.insert(
-                    offer_id,
-                    PendingOffer {
-                        key,
-                        created_ms: now_ms(),
-                    },
-                );
-                out.push(OfferOut { offer_id, sdp });
-            }
-            _ => conn.close(),
+        let pc = RtcPeerConnection::new_with_configuration(&inner.ice_config()).ok()?;
+        (pc, inner.next_key(), inner.random_id())
+    };
+    let dc = pc.create_data_channel("seedtab");
+    let handlers = attach_channel(t, key, &dc);
+    let sdp = async {
+        let offer = JsFuture::from(pc.create_offer()).await?;
+        let init: RtcSessionDescriptionInit = offer.unchecked_into();
+        JsFuture::from(pc.set_local_description(&init)).await?;
+        wait_for_gathering(&pc).await;
+        Ok::<_, JsValue>(pc.local_description().map(|d| d.sdp()).unwrap_or_default())
+    }
+    .await;
+    let mut inner = t.borrow_mut();
+    let conn = PeerConn {
+        pc,
+        dc: Some(dc),
+        remote: None,
+        open: false,
+        handlers,
+    };
+    match sdp {
+        Ok(sdp) if !inner.destroyed && !sdp.is_empty() => {
+            inner.peers.insert(key, conn);
+            inner.offers.insert(
+                offer_id,
+                PendingOffer {
+                    key,
+                    created_ms: now_ms(),
+                },
+            );
+            Some(OfferOut { offer_id, sdp })
+        }
+        _ => {
+            conn.close();
+            None
         }
     }
-    out
 }
 
 async fn wait_for_gathering(pc: &RtcPeerConnection) {
