@@ -19,6 +19,8 @@ pub(crate) struct ClientInner {
     pub peer_id: PeerId,
     pub trackers: Vec<String>,
     pub ice_servers: JsValue,
+    /// Log a timeline of each torrent's start-up to the console.
+    pub debug: bool,
     pub torrents: Vec<TorrentRef>,
     sockets: HashMap<String, Rc<TrackerSocket>>,
     next_key: u64,
@@ -28,11 +30,16 @@ pub(crate) struct ClientInner {
 }
 
 impl ClientInner {
-    pub fn create(trackers: Vec<String>, ice_servers: JsValue) -> Rc<RefCell<ClientInner>> {
+    pub fn create(
+        trackers: Vec<String>,
+        ice_servers: JsValue,
+        debug: bool,
+    ) -> Rc<RefCell<ClientInner>> {
         let c = Rc::new(RefCell::new(ClientInner {
             peer_id: PeerId::generate(util::random_bytes::<12>()),
             trackers,
             ice_servers,
+            debug,
             torrents: Vec::new(),
             sockets: HashMap::new(),
             next_key: 1,

@@ -41,6 +41,8 @@ export interface ClientOptions {
   trackers?: string[];
   /** Passed to RTCPeerConnection as `iceServers`. */
   iceServers?: RTCIceServer[];
+  /** Log each torrent's start-up timeline (announce, offers, answers, channels, metadata) to the console. */
+  debug?: boolean;
 }
 export interface SeedInput { name: string; data: Uint8Array }
 export interface SeedOptions {
@@ -94,7 +96,7 @@ impl Client {
             Array::new().into()
         };
         Client {
-            inner: ClientInner::create(trackers, ice),
+            inner: ClientInner::create(trackers, ice, util::get(&opts, "debug").is_truthy()),
         }
     }
 

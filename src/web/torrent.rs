@@ -95,6 +95,9 @@ pub(crate) struct TorrentInner {
     pub ready: Deferred,
     pub destroyed: bool,
     self_ref: Weak<RefCell<TorrentInner>>,
+    debug: bool,
+    created_ms: u64,
+    first_piece_traced: bool,
 }
 
 /// What the JS side must hear after a turn of the engine, collected while borrowed.
@@ -127,10 +130,14 @@ impl TorrentInner {
             ready: Deferred::new(),
             destroyed: false,
             self_ref: Weak::new(),
+            debug: false,
+            created_ms: now_ms(),
+            first_piece_traced: false,
         }));
         {
             let mut inner = t.borrow_mut();
             inner.self_ref = Rc::downgrade(&t);
+            inner.debug = inner.client.upgrade().is_some_and(|c| c.borrow().debug);
             if inner.session.metainfo().is_some() {
                 inner.ready.resolve(&JsValue::UNDEFINED);
             }
@@ -139,6 +146,18 @@ impl TorrentInner {
             }
         }
         t
+    }
+
+    /// One line of the start-up timeline, when the client was made with `debug: true`.
+    pub fn trace(&self, what: &str) {
+        if self.debug {
+            let ih = self.info_hash.to_hex();
+            util::log(&format!(
+                "seedtab +{} ms {}: {what}",
+                now_ms() - self.created_ms,
+                &ih[..8]
+            ));
+        }
     }
 
     pub fn add_listener(&mut self, event: String, f: Function) {
@@ -329,6 +348,10 @@ pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
                 } else {
                     &offers[..]
                 };
+                inner.trace(&format!(
+                    "announce {event:?} to {url} with {} offers",
+                    offers.len()
+                ));
                 (inner.announce_text(event, offers), inner.client.clone())
             };
             send_to_tracker(&client, &url, text);
@@ -497,6 +520,7 @@ fn channel_open(t: &TorrentRef, key: PeerKey) {
         }
         p.open = true;
         inner.offers.retain(|_, o| o.key != key);
+        inner.trace(&format!("data channel {key} open"));
         inner.session.peer_connected(key, now_ms());
     }
     drive(t);
@@ -527,6 +551,7 @@ pub(crate) fn accept_offer(
         if inner.destroyed || !inner.wants_peers() {
             return;
         }
+        inner.trace(&format!("offer from {from}"));
         // One connection per remote peer: a second offer from someone we know is ignored.
         if inner.peers.values().any(|p| p.remote == Some(from))
             || inner.session.banned().contains(&from)
@@ -602,7 +627,10 @@ pub(crate) fn accept_offer(
             }
         };
         match text {
-            Some((text, client)) => send_to_tracker(&client, &tracker, text),
+            Some((text, client)) => {
+                t.borrow().trace("answer sent");
+                send_to_tracker(&client, &tracker, text)
+            }
             None => close_peer(&t, key),
         }
     });
@@ -626,7 +654,9 @@ pub(crate) fn accept_answer(t: &TorrentRef, from: PeerId, offer_id: [u8; 20], sd
             return;
         };
         p.remote = Some(from);
-        p.pc.clone()
+        let pc = p.pc.clone();
+        inner.trace(&format!("answer from {from}"));
+        pc
     };
     spawn_local(async move {
         let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
@@ -730,15 +760,23 @@ pub(crate) fn drive(t: &TorrentRef) {
                     util::log(&format!("seedtab: dropping peer: {reason}"));
                     to_close.push(key);
                 }
-                Event::PieceVerified(_) => progressed = true,
+                Event::PieceVerified(_) => {
+                    if !inner.first_piece_traced {
+                        inner.first_piece_traced = true;
+                        inner.trace("first piece verified");
+                    }
+                    progressed = true
+                }
                 Event::HashFailed { piece } => {
                     util::log(&format!("seedtab: piece {piece} failed its hash check"))
                 }
                 Event::MetadataReady => {
+                    inner.trace("metadata ready");
                     inner.ready.resolve(&JsValue::UNDEFINED);
                     outcome.events.push(("metadata", JsValue::UNDEFINED));
                 }
                 Event::Done => {
+                    inner.trace("done");
                     inner.done.resolve(&JsValue::UNDEFINED);
                     outcome.events.push(("done", JsValue::UNDEFINED));
                     completed = true;
@@ -760,6 +798,7 @@ pub(crate) fn drive(t: &TorrentRef) {
                     }
                 }
                 Event::PeerReady { key, peer_id } => {
+                    inner.trace(&format!("peer {key} handshake done"));
                     if let Some(p) = inner.peers.get_mut(&key) {
                         p.remote.get_or_insert(peer_id);
                     }
