@@ -100,6 +100,11 @@ pub enum CreateError {
         expected: u64,
         got: u64,
     },
+    /// Piece hashes handed to `finish_with_piece_hashes` do not fit the layout.
+    PieceHashes {
+        expected: u64,
+        got: u64,
+    },
     /// The result did not validate; a bug on our side rather than in the input.
     Metainfo(MetainfoError),
 }
@@ -108,6 +113,9 @@ impl fmt::Display for CreateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CreateError::NoFiles => f.write_str("no files to create a torrent from"),
+            CreateError::PieceHashes { expected, got } => {
+                write!(f, "expected {expected} bytes of piece hashes, got {got}")
+            }
             CreateError::UnsafePath { path, reason } => {
                 write!(f, "file path {path:?} cannot go in a torrent: {reason}")
             }
@@ -325,6 +333,25 @@ impl TorrentBuilder {
         if self.in_piece > 0 {
             self.close_piece();
         }
+        self.build()
+    }
+
+    /// Returns the torrent with piece hashes computed elsewhere (a browser's WebCrypto, which is
+    /// faster than SHA-1 in wasm): `pieces` is the SHA-1 of each piece, concatenated, for data
+    /// laid out as `new` was told. Nothing may have been fed with `update`.
+    pub fn finish_with_piece_hashes(mut self, pieces: Vec<u8>) -> Result<Metainfo, CreateError> {
+        let count = self.total.div_ceil(u64::from(self.piece_length));
+        if self.fed != 0 || pieces.len() as u64 != count * 20 {
+            return Err(CreateError::PieceHashes {
+                expected: count * 20,
+                got: pieces.len() as u64,
+            });
+        }
+        self.pieces = pieces;
+        self.build()
+    }
+
+    fn build(mut self) -> Result<Metainfo, CreateError> {
         let mut info = Value::dict()
             .bytes("name", self.name.as_str())
             .int("piece length", i64::from(self.piece_length))
@@ -502,6 +529,28 @@ mod tests {
         assert_eq!(whole.info.name, "d");
         assert_eq!(whole.info.files[1].path, ["y"]);
         assert_eq!(whole.info.files[2].offset, 30_000);
+    }
+
+    #[test]
+    fn precomputed_piece_hashes_give_the_same_torrent() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let opts = || CreateOptions {
+            piece_length: Some(16384),
+            ..CreateOptions::default()
+        };
+        let direct = create_torrent(&[(p("a"), &data[..])], opts()).unwrap();
+        let mut hashes = Vec::new();
+        for piece in data.chunks(16384) {
+            hashes.extend_from_slice(&Sha1::digest(piece));
+        }
+        let b = TorrentBuilder::new(vec![(p("a"), data.len() as u64)], opts()).unwrap();
+        let outside = b.finish_with_piece_hashes(hashes.clone()).unwrap();
+        assert_eq!(outside.info_hash, direct.info_hash);
+        let b = TorrentBuilder::new(vec![(p("a"), data.len() as u64)], opts()).unwrap();
+        assert!(matches!(
+            b.finish_with_piece_hashes(hashes[..20].to_vec()),
+            Err(CreateError::PieceHashes { .. })
+        ));
     }
 
     #[test]

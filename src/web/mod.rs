@@ -8,6 +8,7 @@ mod hashing;
 mod torrent;
 mod tracker;
 mod util;
+mod webcrypto;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,7 +19,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::bitfield::Bitfield;
-use crate::create::{create_torrent, CreateOptions};
+use crate::create::{CreateOptions, TorrentBuilder};
 use crate::engine::{Config, Session};
 use crate::id::InfoHash;
 use crate::magnet::Magnet;
@@ -133,7 +134,7 @@ impl Client {
         let client = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let inputs = read_inputs(&files).await?;
-            let torrent = seed_inputs(&client, inputs, &opts)?;
+            let torrent = seed_inputs(&client, inputs, &opts).await?;
             Ok(JsValue::from(Torrent { inner: torrent }))
         })
     }
@@ -297,7 +298,7 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
     Ok(out)
 }
 
-fn seed_inputs(
+async fn seed_inputs(
     client: &Rc<RefCell<ClientInner>>,
     inputs: Vec<InputFile>,
     opts: &JsValue,
@@ -327,20 +328,28 @@ fn seed_inputs(
         creation_date: Some((js_sys::Date::now() / 1000.0) as i64),
         ..Default::default()
     };
-    let refs: Vec<(Vec<String>, &[u8])> = inputs
+    let layout = inputs
         .iter()
-        .map(|f| (f.path.clone(), f.data.as_slice()))
+        .map(|f| (f.path.clone(), f.data.len() as u64))
         .collect();
-    let meta = create_torrent(&refs, create_opts)
+    let mut builder = TorrentBuilder::new(layout, create_opts)
         .map_err(|e| util::error(format!("Could not create the torrent: {e}")))?;
-    if let Some(t) = client.borrow().find(&meta.info_hash) {
-        return Ok(t);
-    }
-    let mut all = Vec::with_capacity(meta.info.total_length as usize);
+    let mut all = Vec::with_capacity(builder.total_length() as usize);
     for f in &inputs {
         all.extend_from_slice(&f.data);
     }
     drop(inputs);
+    let built = match webcrypto::subtle_crypto() {
+        Some(subtle) => {
+            let hashes = webcrypto::piece_hashes(&subtle, &all, builder.piece_length()).await?;
+            builder.finish_with_piece_hashes(hashes)
+        }
+        None => builder.update(&all).and_then(|_| builder.finish()),
+    };
+    let meta = built.map_err(|e| util::error(format!("Could not create the torrent: {e}")))?;
+    if let Some(t) = client.borrow().find(&meta.info_hash) {
+        return Ok(t);
+    }
     let store = MemoryStore::from_bytes(&all, meta.info.piece_length);
     drop(all);
     let have = Bitfield::full(meta.info.num_pieces() as usize);
