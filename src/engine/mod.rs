@@ -60,6 +60,8 @@ pub struct Config {
     pub max_hash_failures: u32,
     /// Largest single block request we serve; WebTorrent drops peers that ask for more.
     pub max_request_len: u32,
+    /// Pieces kept in memory to serve uploads when storage is external (`Event::LoadPiece`).
+    pub upload_cache_bytes: usize,
     /// When set, complete pieces are not hashed here: the session emits `Event::HashPiece`
     /// and waits for `piece_hashed` (so a browser can use WebCrypto off the main thread).
     pub external_hashing: bool,
@@ -83,6 +85,7 @@ impl Default for Config {
             max_hash_failures: 3,
             max_request_len: 128 * 1024,
             external_hashing: false,
+            upload_cache_bytes: 16 << 20,
         }
     }
 }
@@ -116,6 +119,21 @@ pub enum Event {
     HashPiece {
         piece: u32,
     },
+    /// External storage: this verified piece must be written, then `piece_stored` called. Only
+    /// after that does the session count it as had and tell peers.
+    StorePiece {
+        piece: u32,
+        data: Vec<u8>,
+    },
+    /// External storage: peers want blocks of this piece; read it and call `piece_loaded`.
+    LoadPiece {
+        piece: u32,
+    },
+    /// External storage failed to keep a piece (quota, I/O): the session is paused.
+    StorageFailed {
+        piece: u32,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -137,6 +155,14 @@ pub struct Session {
     meta: Option<Metainfo>,
     store: Option<Box<dyn PieceStore>>,
     store_factory: StoreFactory,
+    /// The driver keeps the pieces (browser storage): see `Event::StorePiece`/`LoadPiece`.
+    external: bool,
+    /// Upload cache for external storage: piece -> bytes, least recently used first.
+    cache: BTreeMap<u32, Vec<u8>>,
+    cache_order: VecDeque<u32>,
+    cache_bytes: usize,
+    loading: BTreeSet<u32>,
+    paused: bool,
     have: Bitfield,
     picker: Picker,
     metadata: Option<MetadataAssembler>,
@@ -188,6 +214,129 @@ impl Session {
         s
     }
 
+    /// A session whose pieces the driver stores (asynchronous browser storage): verified
+    /// pieces come out as `Event::StorePiece`, uploads ask for data with `Event::LoadPiece`.
+    /// `have` is what storage already holds.
+    pub fn new_external(
+        meta: Metainfo,
+        peer_id: PeerId,
+        have: Bitfield,
+        config: Config,
+        seed: u64,
+    ) -> Session {
+        let mut s = Session::empty(meta.info_hash, peer_id, config, seed);
+        s.external = true;
+        s.install_metadata(meta, None, have);
+        s.done_reported = s.have.is_complete();
+        s
+    }
+
+    /// Knows only the info-hash, fetches the metadata, and leaves storage to the driver.
+    pub fn from_info_hash_external(
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        config: Config,
+        seed: u64,
+    ) -> Session {
+        let mut s = Session::empty(info_hash, peer_id, config, seed);
+        s.external = true;
+        s
+    }
+
+    pub fn is_external(&self) -> bool {
+        self.external
+    }
+
+    /// Stops or restarts all transfer: paused, nobody is unchoked and nothing is requested.
+    pub fn set_paused(&mut self, paused: bool) {
+        if self.paused == paused {
+            return;
+        }
+        self.paused = paused;
+        if paused {
+            for peer in self.peers.values_mut() {
+                for (b, _) in peer.outstanding.drain(..) {
+                    Message::Cancel(b).encode(&mut peer.outbox);
+                    self.picker.cancel_request(&b);
+                }
+            }
+        }
+        self.rechoke(true);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// External storage: the piece from `Event::StorePiece` is written (or not).
+    pub fn piece_stored(&mut self, piece: u32, result: Result<(), String>) {
+        if !self.picker.verifying.remove(&piece) {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                let len = self.meta.as_ref().map_or(0, |m| m.info.piece_len(piece));
+                self.piece_accepted(piece, len as u64);
+            }
+            Err(reason) => {
+                // What is stored stays as it was; the piece is simply not had.
+                self.events
+                    .push_back(Event::StorageFailed { piece, reason });
+                self.set_paused(true);
+            }
+        }
+    }
+
+    /// External storage: the bytes of a piece asked for with `Event::LoadPiece` (None if the
+    /// read failed: the requests for it are refused).
+    pub fn piece_loaded(&mut self, piece: u32, data: Option<Vec<u8>>) {
+        self.loading.remove(&piece);
+        let expected = self.meta.as_ref().map(|m| m.info.piece_len(piece) as usize);
+        match data {
+            Some(d) if Some(d.len()) == expected && self.have.get(piece as usize) => {
+                self.cache_bytes += d.len();
+                if let Some(old) = self.cache.insert(piece, d) {
+                    self.cache_bytes -= old.len();
+                } else {
+                    self.cache_order.push_back(piece);
+                }
+                while self.cache_bytes > self.config.upload_cache_bytes
+                    && self.cache_order.len() > 1
+                {
+                    let Some(old) = self.cache_order.pop_front() else {
+                        break;
+                    };
+                    if let Some(d) = self.cache.remove(&old) {
+                        self.cache_bytes -= d.len();
+                    }
+                }
+            }
+            _ => {
+                for peer in self.peers.values_mut() {
+                    let fast = peer.fast;
+                    let mut refused = Vec::new();
+                    peer.incoming.retain(|r| {
+                        let keep = r.index != piece;
+                        if !keep {
+                            refused.push(*r);
+                        }
+                        keep
+                    });
+                    if fast {
+                        for r in refused {
+                            Message::Reject(r).encode(&mut peer.outbox);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes held by the upload cache (external storage).
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_bytes
+    }
+
     fn empty(info_hash: InfoHash, peer_id: PeerId, config: Config, seed: u64) -> Session {
         Session {
             info_hash,
@@ -195,6 +344,12 @@ impl Session {
             config,
             meta: None,
             store: None,
+            external: false,
+            cache: BTreeMap::new(),
+            cache_order: VecDeque::new(),
+            cache_bytes: 0,
+            loading: BTreeSet::new(),
+            paused: false,
             store_factory: Box::new(|m: &Metainfo| {
                 Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
                     as Box<dyn PieceStore>
@@ -226,7 +381,11 @@ impl Session {
         have: Bitfield,
     ) {
         let n = meta.info.num_pieces();
-        let store = store.unwrap_or_else(|| (self.store_factory)(&meta));
+        let store = if self.external {
+            None
+        } else {
+            Some(store.unwrap_or_else(|| (self.store_factory)(&meta)))
+        };
         self.have = if have.len() == n as usize {
             have
         } else {
@@ -238,7 +397,7 @@ impl Session {
             .map(|i| meta.info.piece_len(i as u32) as u64)
             .sum();
         self.picker = Picker::new(n);
-        self.store = Some(store);
+        self.store = store;
         self.metadata = None;
         self.meta = Some(meta);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
@@ -401,6 +560,27 @@ impl Session {
                     out.truncate(header_at - 13);
                     continue;
                 }
+                uploaded += req.length as u64;
+            }
+        } else if self.external {
+            while out.len() < max && !peer.am_choking {
+                let Some(req) = peer.incoming.front().copied() else {
+                    break;
+                };
+                let Some(piece) = self.cache.get(&req.index) else {
+                    // Served in order: wait for this piece before the ones behind it.
+                    if self.loading.insert(req.index) {
+                        self.events.push_back(Event::LoadPiece { piece: req.index });
+                    }
+                    break;
+                };
+                peer.incoming.pop_front();
+                let (b, e) = (req.begin as usize, req.begin as usize + req.length as usize);
+                if e > piece.len() {
+                    continue;
+                }
+                encode_piece_header(req.index, req.begin, req.length, &mut out);
+                out.extend_from_slice(&piece[b..e]);
                 uploaded += req.length as u64;
             }
         }
@@ -779,7 +959,9 @@ impl Session {
             })
             .collect();
         let slots = self.config.unchoke_slots;
-        let unchoke: Vec<PeerKey> = if full {
+        let unchoke: Vec<PeerKey> = if self.paused {
+            Vec::new()
+        } else if full {
             let mut keep = choker::regular(&cands, slots, seeding);
             if self
                 .optimistic
@@ -950,10 +1132,25 @@ impl Session {
         }
         self.clear_suspects(index, &partial.buf);
         let len = partial.buf.len() as u64;
+        if self.external {
+            // Not had until storage says it is kept: a crash never leaves a claimed hole.
+            self.picker.verifying.insert(index);
+            self.events.push_back(Event::StorePiece {
+                piece: index,
+                data: partial.buf,
+            });
+            return;
+        }
         if let Some(store) = self.store.as_mut() {
             store.put_piece(index, partial.buf);
         }
-        self.have.set(index as usize);
+        self.piece_accepted(index, len);
+    }
+
+    fn piece_accepted(&mut self, index: u32, len: u64) {
+        if !self.have.set(index as usize) {
+            return;
+        }
         self.verified_bytes += len;
         self.events.push_back(Event::PieceVerified(index));
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
@@ -1076,7 +1273,7 @@ impl Session {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested {
+        if peer.peer_choking || !peer.am_interested || self.paused {
             return;
         }
         let target = {

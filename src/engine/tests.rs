@@ -439,3 +439,137 @@ fn external_hashing_waits_for_the_driver() {
     assert_eq!(hashed, meta.info.num_pieces());
     assert_eq!(read_all(&leech), all);
 }
+
+/// A driver's storage, for sessions in external-storage mode: answers StorePiece and LoadPiece.
+#[derive(Default)]
+struct FakeDisk {
+    pieces: std::collections::BTreeMap<u32, Vec<u8>>,
+    fail_writes: bool,
+    loads: usize,
+}
+
+impl FakeDisk {
+    fn serve(&mut self, s: &mut Session, events: &mut Vec<Event>) {
+        while let Some(e) = s.poll_event() {
+            match &e {
+                Event::StorePiece { piece, data } => {
+                    if self.fail_writes {
+                        s.piece_stored(*piece, Err("quota exceeded".into()));
+                    } else {
+                        self.pieces.insert(*piece, data.clone());
+                        s.piece_stored(*piece, Ok(()));
+                    }
+                }
+                Event::LoadPiece { piece } => {
+                    self.loads += 1;
+                    s.piece_loaded(*piece, self.pieces.get(piece).cloned());
+                }
+                _ => {}
+            }
+            events.push(e);
+        }
+    }
+}
+
+fn pump(
+    a: &mut Session,
+    b: &mut Session,
+    da: &mut FakeDisk,
+    db: &mut FakeDisk,
+) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for _ in 0..100_000 {
+        a.fill_all_requests(0);
+        b.fill_all_requests(0);
+        let mut moved = false;
+        while let Some(x) = a.transmit(0, 1 << 16, 0) {
+            b.peer_data(0, &x, 0);
+            moved = true;
+        }
+        while let Some(x) = b.transmit(0, 1 << 16, 0) {
+            a.peer_data(0, &x, 0);
+            moved = true;
+        }
+        let before = (ea.len(), eb.len());
+        da.serve(a, &mut ea);
+        db.serve(b, &mut eb);
+        if !moved && before == (ea.len(), eb.len()) {
+            break;
+        }
+    }
+    (ea, eb)
+}
+
+#[test]
+fn external_storage_stores_before_claiming_and_loads_to_upload() {
+    let (meta, all) = torrent(&[("a", 300_000)], 32 * 1024);
+    let n = meta.info.num_pieces();
+    // The seeder's pieces are on "disk", not in the session.
+    let mut seed_disk = FakeDisk::default();
+    for i in 0..n {
+        let off = i as usize * 32 * 1024;
+        seed_disk
+            .pieces
+            .insert(i, all[off..(off + 32 * 1024).min(all.len())].to_vec());
+    }
+    let config = Config {
+        upload_cache_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let mut seed = Session::new_external(
+        meta.clone(),
+        PeerId([1; 20]),
+        Bitfield::full(n as usize),
+        config,
+        1,
+    );
+    let mut leech =
+        Session::from_info_hash_external(meta.info_hash, PeerId([2; 20]), Config::default(), 2);
+    let mut leech_disk = FakeDisk::default();
+    seed.peer_connected(0, 0);
+    leech.peer_connected(0, 0);
+    let (_, events) = pump(&mut seed, &mut leech, &mut seed_disk, &mut leech_disk);
+    assert!(leech.is_complete());
+    assert!(events.contains(&Event::Done));
+    let stored: Vec<u8> = leech_disk.pieces.values().flatten().copied().collect();
+    assert_eq!(stored, all);
+    assert!(seed_disk.loads >= n as usize);
+    // The upload cache stays within its bound (one piece may exceed it alone).
+    assert!(seed.cache_bytes() <= 64 * 1024);
+    assert!(
+        leech.read(0, 10).is_none(),
+        "external sessions hold no data"
+    );
+}
+
+#[test]
+fn storage_failure_pauses_and_keeps_the_bitfield_honest() {
+    let (meta, all) = torrent(&[("a", 200_000)], 16 * 1024);
+    let mut seed = seeder(&meta, &all, 1);
+    let mut leech = Session::new_external(
+        meta.clone(),
+        PeerId([2; 20]),
+        Bitfield::new(meta.info.num_pieces() as usize),
+        Config::default(),
+        2,
+    );
+    let mut disk = FakeDisk {
+        fail_writes: true,
+        ..FakeDisk::default()
+    };
+    seed.peer_connected(0, 0);
+    leech.peer_connected(0, 0);
+    let (_, events) = pump(&mut seed, &mut leech, &mut FakeDisk::default(), &mut disk);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::StorageFailed { .. })));
+    assert!(leech.is_paused());
+    assert_eq!(leech.have().count(), 0, "nothing unstored may be claimed");
+    // Space is freed: resume and finish.
+    disk.fail_writes = false;
+    leech.set_paused(false);
+    let _ = pump(&mut seed, &mut leech, &mut FakeDisk::default(), &mut disk);
+    assert!(leech.is_complete());
+    let stored: Vec<u8> = disk.pieces.values().flatten().copied().collect();
+    assert_eq!(stored, all);
+}

@@ -797,6 +797,8 @@ pub(crate) fn drive(t: &TorrentRef) {
                         inner.session.piece_hashed(piece, d);
                     }
                 }
+                // This driver keeps pieces in the engine's memory store for now.
+                Event::StorePiece { .. } | Event::LoadPiece { .. } | Event::StorageFailed { .. } => {}
                 Event::PeerReady { key, peer_id } => {
                     inner.trace(&format!("peer {key} handshake done"));
                     if let Some(p) = inner.peers.get_mut(&key) {
