@@ -773,8 +773,12 @@ impl Session {
             Message::Bitfield(bytes) => {
                 match num_pieces {
                     Some(n) => {
-                        let bf =
+                        let mut bf =
                             Bitfield::from_wire(&bytes, n as usize).map_err(|e| e.to_string())?;
+                        // A late bitfield (after Have messages) adds to them, never removes.
+                        for i in peer.have.iter_set() {
+                            bf.set(i);
+                        }
                         self.picker.remove_bitfield(&peer.have);
                         self.picker.add_bitfield(&bf);
                         peer.have = bf;
@@ -1143,6 +1147,14 @@ impl Session {
         }
         if let Some(store) = self.store.as_mut() {
             store.put_piece(index, partial.buf);
+            if let Some(reason) = store.take_write_error() {
+                self.events.push_back(Event::StorageFailed {
+                    piece: index,
+                    reason,
+                });
+                self.set_paused(true);
+                return;
+            }
         }
         self.piece_accepted(index, len);
     }

@@ -573,3 +573,41 @@ fn storage_failure_pauses_and_keeps_the_bitfield_honest() {
     let stored: Vec<u8> = disk.pieces.values().flatten().copied().collect();
     assert_eq!(stored, all);
 }
+
+/// A store whose disk is full.
+struct FullDisk;
+
+impl PieceStore for FullDisk {
+    fn put_piece(&mut self, _: u32, _: Vec<u8>) {}
+    fn read_block(&self, _: u32, _: u32, _: u32, _: &mut Vec<u8>) -> bool {
+        false
+    }
+    fn has_piece(&self, _: u32) -> bool {
+        false
+    }
+    fn take_write_error(&mut self) -> Option<String> {
+        Some("no space left on device".into())
+    }
+}
+
+#[test]
+fn a_sync_store_that_fails_to_write_pauses_the_session() {
+    let (meta, all) = torrent(&[("a", 64 * 1024)], 16 * 1024);
+    let have = Bitfield::new(meta.info.num_pieces() as usize);
+    let leech = Session::new(
+        meta.clone(),
+        PeerId([2; 20]),
+        Box::new(FullDisk),
+        have,
+        Config::default(),
+        2,
+    );
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leech]);
+    net.connect(0, 1);
+    net.run(10_000);
+    assert!(net.events[1]
+        .iter()
+        .any(|e| matches!(e, Event::StorageFailed { .. })));
+    assert!(net.nodes[1].is_paused());
+    assert_eq!(net.nodes[1].have().count(), 0);
+}
