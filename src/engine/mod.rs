@@ -62,6 +62,9 @@ pub struct Config {
     pub max_request_len: u32,
     /// Pieces kept in memory to serve uploads when storage is external (`Event::LoadPiece`).
     pub upload_cache_bytes: usize,
+    /// Verified pieces waiting for storage (or for an external hash) beyond which no new
+    /// requests go out: memory stays bounded when the disk is slower than the network.
+    pub max_unstored_pieces: usize,
     /// When set, complete pieces are not hashed here: the session emits `Event::HashPiece`
     /// and waits for `piece_hashed` (so a browser can use WebCrypto off the main thread).
     pub external_hashing: bool,
@@ -86,6 +89,7 @@ impl Default for Config {
             max_request_len: 128 * 1024,
             external_hashing: false,
             upload_cache_bytes: 16 << 20,
+            max_unstored_pieces: 16,
         }
     }
 }
@@ -1285,7 +1289,11 @@ impl Session {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested || self.paused {
+        if peer.peer_choking
+            || !peer.am_interested
+            || self.paused
+            || self.picker.verifying.len() >= self.config.max_unstored_pieces
+        {
             return;
         }
         let target = {

@@ -611,3 +611,40 @@ fn a_sync_store_that_fails_to_write_pauses_the_session() {
     assert!(net.nodes[1].is_paused());
     assert_eq!(net.nodes[1].have().count(), 0);
 }
+
+#[test]
+fn slow_storage_holds_back_new_requests() {
+    let (meta, all) = torrent(&[("a", 40 * 16384)], 16 * 1024);
+    let mut seed = seeder(&meta, &all, 1);
+    let config = Config {
+        max_unstored_pieces: 3,
+        ..Config::default()
+    };
+    let mut leech =
+        Session::new_external(meta.clone(), PeerId([2; 20]), Bitfield::new(40), config, 2);
+    seed.peer_connected(0, 0);
+    leech.peer_connected(0, 0);
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        leech.fill_all_requests(0);
+        while let Some(x) = leech.transmit(0, 1 << 16, 0) {
+            seed.peer_data(0, &x, 0);
+        }
+        while let Some(x) = seed.transmit(0, 1 << 16, 0) {
+            leech.peer_data(0, &x, 0);
+        }
+        while let Some(e) = leech.poll_event() {
+            if let Event::StorePiece { piece, .. } = e {
+                waiting.push(piece); // the disk never answers
+            }
+        }
+    }
+    // Requests already in flight may complete a few more pieces, but not the whole torrent.
+    // The limit, plus what was already requested when it was reached (the initial pipeline).
+    let limit = 3 + Config::default().min_outstanding_requests;
+    assert!(waiting.len() <= limit, "{} pieces waiting", waiting.len());
+    for p in waiting.drain(..) {
+        leech.piece_stored(p, Ok(()));
+    }
+    assert!(!leech.is_complete());
+}
