@@ -247,6 +247,61 @@ impl Session {
         s
     }
 
+    /// What storage already holds, learnt after the session was made (browser storage opens
+    /// asynchronously): the metadata if it was stored, and the verified pieces. Call it before
+    /// peers connect; it refuses metadata for another torrent or a bitfield of the wrong size.
+    pub fn restore(&mut self, meta: Option<Metainfo>, have: Bitfield) -> Result<(), String> {
+        if let Some(meta) = meta {
+            if meta.info_hash != self.info_hash {
+                return Err("stored metadata is for another torrent".into());
+            }
+            if self.meta.is_none() {
+                self.install_metadata(meta, None, Bitfield::new(0));
+                self.events.push_back(Event::MetadataReady);
+            }
+        }
+        let Some(meta) = &self.meta else {
+            return Ok(());
+        };
+        if have.len() != meta.info.num_pieces() as usize {
+            return Err("stored bitfield does not fit the torrent".into());
+        }
+        let info = &meta.info;
+        self.verified_bytes = have
+            .iter_set()
+            .map(|i| info.piece_len(i as u32) as u64)
+            .sum();
+        self.have = have;
+        if self.have.is_complete() && !self.done_reported {
+            self.done_reported = true;
+            self.events.push_back(Event::Done);
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.update_interest(key);
+        }
+        Ok(())
+    }
+
+    /// Pieces that a re-check found damaged in storage: no longer had, fetched again.
+    pub fn forget_pieces(&mut self, pieces: &[u32]) {
+        let Some(meta) = &self.meta else { return };
+        for &p in pieces {
+            if self.have.get(p as usize) {
+                self.have.clear(p as usize);
+                self.verified_bytes -= meta.info.piece_len(p) as u64;
+                self.cache.remove(&p);
+            }
+        }
+        if !self.have.is_complete() {
+            self.done_reported = false;
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.update_interest(key);
+        }
+    }
+
     pub fn is_external(&self) -> bool {
         self.external
     }

@@ -648,3 +648,38 @@ fn slow_storage_holds_back_new_requests() {
     }
     assert!(!leech.is_complete());
 }
+
+#[test]
+fn restore_from_storage_then_fetch_only_what_is_missing() {
+    let (meta, all) = torrent(&[("a", 10 * 16384)], 16 * 1024);
+    let mut leech =
+        Session::from_info_hash_external(meta.info_hash, PeerId([2; 20]), Config::default(), 2);
+    let mut have = Bitfield::new(10);
+    let mut disk = FakeDisk::default();
+    for i in 0..6u32 {
+        have.set(i as usize);
+        disk.pieces.insert(
+            i,
+            all[i as usize * 16384..(i as usize + 1) * 16384].to_vec(),
+        );
+    }
+    let (other, _) = torrent(&[("b", 10 * 16384 + 1)], 16 * 1024);
+    assert!(leech.restore(Some(other), have.clone()).is_err());
+    leech.restore(Some(meta.clone()), have).unwrap();
+    assert_eq!(leech.left(), Some(4 * 16384));
+    let mut seed = seeder(&meta, &all, 1);
+    seed.peer_connected(0, 0);
+    leech.peer_connected(0, 0);
+    let _ = pump(&mut seed, &mut leech, &mut FakeDisk::default(), &mut disk);
+    assert!(leech.is_complete());
+    assert_eq!(
+        leech.downloaded(),
+        4 * 16384,
+        "only the missing pieces move"
+    );
+    // A re-check that finds piece 2 damaged makes it missing again.
+    leech.forget_pieces(&[2]);
+    assert_eq!(leech.left(), Some(16384));
+    let _ = pump(&mut seed, &mut leech, &mut FakeDisk::default(), &mut disk);
+    assert!(leech.is_complete());
+}

@@ -6,10 +6,12 @@
 #[cfg(feature = "native")]
 mod file;
 mod memory;
+mod resume;
 
 #[cfg(feature = "native")]
 pub use file::{FileStore, DEFAULT_MAX_OPEN_FILES, STATE_DIR};
 pub use memory::MemoryStore;
+pub use resume::{ResumeError, ResumeState};
 
 /// Storage for the pieces of one torrent.
 pub trait PieceStore {
