@@ -2,6 +2,7 @@
 //
 //   www/app.js     + www/index.html   -> www/dist/index.html   (the web app)
 //   www/harness.js + www/harness.html -> www/dist/harness.html (page for tests/browser/)
+//   www/storage-harness.{js,html}     -> www/dist/storage-harness.html (storage.test.mjs)
 //
 // The HTML files are templates: html-webpack-plugin injects the bundle's <script> tag,
 // so they must not load app.js / harness.js themselves. `import ... from '../pkg/seedtab.js'`
@@ -19,6 +20,7 @@ const DIST = path.join(WWW, 'dist');
 const PAGES = {
   index: ['app.js', 'index.html'],
   harness: ['harness.js', 'harness.html'],
+  'storage-harness': ['storage-harness.js', 'storage-harness.html'],
 };
 
 /** Copies www/*.{css,png,svg,ico,webmanifest,...} and www/static/** into the output, unchanged. */

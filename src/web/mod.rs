@@ -5,6 +5,8 @@
 
 mod client;
 mod hashing;
+#[allow(dead_code)] // wired into the client later
+mod storage;
 mod torrent;
 mod tracker;
 mod util;
