@@ -28,6 +28,11 @@ use peer::{EarlyHave, Peer};
 use picker::Picker;
 pub use rate::RateMeter;
 
+/// Pieces read ahead from external storage for one peer's queued requests.
+const PREFETCH_PIECES: usize = 4;
+/// Piece reads in flight at once, over all peers.
+const MAX_LOADING: usize = 16;
+
 /// The driver's name for one connection.
 pub type PeerKey = u64;
 
@@ -299,6 +304,18 @@ impl Session {
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             self.update_interest(key);
+        }
+    }
+
+    /// Storage turned out to be unavailable: keep pieces in the session's own memory store.
+    /// Only before any piece is had.
+    pub fn use_internal_store(&mut self) {
+        if !self.external || self.have.count() > 0 {
+            return;
+        }
+        self.external = false;
+        if let Some(meta) = &self.meta {
+            self.store = Some((self.store_factory)(meta));
         }
     }
 
@@ -627,9 +644,21 @@ impl Session {
                     break;
                 };
                 let Some(piece) = self.cache.get(&req.index) else {
-                    // Served in order: wait for this piece before the ones behind it.
-                    if self.loading.insert(req.index) {
-                        self.events.push_back(Event::LoadPiece { piece: req.index });
+                    // Served in order: wait for this piece, and meanwhile load the next few
+                    // wanted ones so storage latency overlaps instead of adding up.
+                    let mut wanted: Vec<u32> = Vec::new();
+                    for r in peer.incoming.iter() {
+                        if wanted.len() >= PREFETCH_PIECES {
+                            break;
+                        }
+                        if !self.cache.contains_key(&r.index) && !wanted.contains(&r.index) {
+                            wanted.push(r.index);
+                        }
+                    }
+                    for p in wanted {
+                        if self.loading.len() < MAX_LOADING && self.loading.insert(p) {
+                            self.events.push_back(Event::LoadPiece { piece: p });
+                        }
                     }
                     break;
                 };

@@ -11,6 +11,7 @@ use wasm_bindgen::JsCast;
 use crate::id::{InfoHash, PeerId};
 use crate::signal::client::TrackerEvent;
 
+use super::storage::{Backend, PieceStorage};
 use super::torrent::{self, TorrentRef};
 use super::tracker::{event_info_hash, TrackerSocket};
 use super::util;
@@ -21,6 +22,11 @@ pub(crate) struct ClientInner {
     pub ice_servers: JsValue,
     /// Log a timeline of each torrent's start-up to the console.
     pub debug: bool,
+    /// Where pieces go: `None` = memory only; `Some(None)` = the best browser storage;
+    /// `Some(Some(b))` = that backend (tests).
+    pub storage_mode: Option<Option<Backend>>,
+    /// Storage, once asked for: a Promise of the opened storage object (shared by all).
+    storage: Option<js_sys::Promise>,
     pub torrents: Vec<TorrentRef>,
     sockets: HashMap<String, Rc<TrackerSocket>>,
     next_key: u64,
@@ -34,12 +40,15 @@ impl ClientInner {
         trackers: Vec<String>,
         ice_servers: JsValue,
         debug: bool,
+        storage_mode: Option<Option<Backend>>,
     ) -> Rc<RefCell<ClientInner>> {
         let c = Rc::new(RefCell::new(ClientInner {
             peer_id: PeerId::generate(util::random_bytes::<12>()),
             trackers,
             ice_servers,
             debug,
+            storage_mode,
+            storage: None,
             torrents: Vec::new(),
             sockets: HashMap::new(),
             next_key: 1,
@@ -59,6 +68,38 @@ impl ClientInner {
         let id = util::set_interval(tick.as_ref().unchecked_ref(), 1000);
         c.borrow_mut().timer = Some((id, tick));
         c
+    }
+
+    /// The browser storage, opened on first use; None when the client keeps pieces in memory
+    /// or no storage works here (the first failure is logged).
+    pub async fn storage(this: &Rc<RefCell<ClientInner>>) -> Option<PieceStorage> {
+        let promise = {
+            let mut c = this.borrow_mut();
+            let force = c.storage_mode?;
+            c.storage
+                .get_or_insert_with(|| {
+                    wasm_bindgen_futures::future_to_promise(async move {
+                        let s = PieceStorage::open(force).await?;
+                        // Ask the browser to keep our data under storage pressure.
+                        let _ = s.persist().await;
+                        Ok(s.as_js().clone().into())
+                    })
+                })
+                .clone()
+        };
+        match wasm_bindgen_futures::JsFuture::from(promise).await {
+            Ok(js) => Some(PieceStorage::from_js(js)),
+            Err(e) => {
+                let mut c = this.borrow_mut();
+                if c.storage_mode.is_some() {
+                    util::log(&format!(
+                        "seedtab: no browser storage, keeping pieces in memory: {e:?}"
+                    ));
+                    c.storage_mode = None;
+                }
+                None
+            }
+        }
     }
 
     pub fn next_key(&mut self) -> u64 {

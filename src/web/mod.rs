@@ -5,7 +5,7 @@
 
 mod client;
 mod hashing;
-#[allow(dead_code)] // wired into the client later
+mod persist;
 mod storage;
 mod torrent;
 mod tracker;
@@ -46,6 +46,15 @@ export interface ClientOptions {
   iceServers?: RTCIceServer[];
   /** Log each torrent's start-up timeline (announce, offers, answers, channels, metadata) to the console. */
   debug?: boolean;
+  /**
+   * Where pieces go. "auto" (default): the Origin Private File System through a worker, else
+   * IndexedDB, else memory; kept across reloads (see `restore()`). "memory": nothing is kept.
+   * "opfs" / "idb": that backend only (tests).
+   */
+  storage?: 'auto' | 'memory' | 'opfs' | 'idb';
+}
+export interface StorageEstimate {
+  backend: 'opfs' | 'idb' | 'memory'; usage: number; quota: number; persisted: boolean; fallbackReason?: string;
 }
 export interface SeedInput { name: string; data: Uint8Array }
 export interface SeedOptions {
@@ -60,7 +69,7 @@ export interface SeedOptions {
 export interface AddOptions { announce?: string[] }
 export interface TorrentStats {
   downloaded: number; uploaded: number; downloadSpeed: number; uploadSpeed: number;
-  numPeers: number; progress: number; verified: number; length: number;
+  numPeers: number; progress: number; verified: number; length: number; paused: boolean;
 }
 "#;
 
@@ -98,8 +107,15 @@ impl Client {
         } else {
             Array::new().into()
         };
+        let storage = match util::get_string(&opts, "storage").as_deref() {
+            Some("memory") => None,
+            Some("opfs") => Some(Some(storage::Backend::Opfs)),
+            Some("idb") => Some(Some(storage::Backend::Idb)),
+            _ => Some(None),
+        };
+        let debug = util::get(&opts, "debug").is_truthy();
         Client {
-            inner: ClientInner::create(trackers, ice, util::get(&opts, "debug").is_truthy()),
+            inner: ClientInner::create(trackers, ice, debug, storage),
         }
     }
 
@@ -135,8 +151,11 @@ impl Client {
     ) -> js_sys::Promise {
         let client = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let inputs = read_inputs(&files).await?;
-            let torrent = seed_inputs(&client, inputs, &opts).await?;
+            let inputs = collect_inputs(&files)?;
+            let torrent = match ClientInner::storage(&client).await {
+                Some(storage) => seed_stored(&client, storage, inputs, &opts).await?,
+                None => seed_inputs(&client, read_inputs(inputs).await?, &opts).await?,
+            };
             Ok(JsValue::from(Torrent { inner: torrent }))
         })
     }
@@ -171,16 +190,27 @@ impl Client {
                 return Ok(Torrent { inner: t });
             }
             let c = self.inner.borrow();
-            let session = Session::from_info_hash(
-                magnet.info_hash,
-                c.peer_id,
-                Box::new(|m: &Metainfo| {
-                    Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
-                        as Box<dyn crate::store::PieceStore>
-                }),
-                Config::default(),
-                seed_rng(),
-            );
+            // Stored unless the client keeps pieces in memory (or storage fails to open, in
+            // which case the torrent switches to memory before it starts).
+            let session = if c.storage_mode.is_some() {
+                Session::from_info_hash_external(
+                    magnet.info_hash,
+                    c.peer_id,
+                    persist::external_config(None),
+                    seed_rng(),
+                )
+            } else {
+                Session::from_info_hash(
+                    magnet.info_hash,
+                    c.peer_id,
+                    Box::new(|m: &Metainfo| {
+                        Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
+                            as Box<dyn crate::store::PieceStore>
+                    }),
+                    Config::default(),
+                    seed_rng(),
+                )
+            };
             let trackers = usable_trackers(
                 c.trackers
                     .iter()
@@ -205,22 +235,126 @@ impl Client {
                     .chain(meta.trackers())
                     .chain(extra),
             );
-            let session = Session::new(
-                meta,
-                c.peer_id,
-                Box::new(store),
-                have,
-                Config::default(),
-                seed_rng(),
-            );
+            let session = if c.storage_mode.is_some() {
+                persist::session_for(meta, c.peer_id, have, seed_rng())
+            } else {
+                Session::new(
+                    meta,
+                    c.peer_id,
+                    Box::new(store),
+                    have,
+                    Config::default(),
+                    seed_rng(),
+                )
+            };
             (session, trackers, None)
         } else {
             return Err(util::error(
                 "add() takes a magnet link, an info-hash or .torrent bytes (Uint8Array)",
             ));
         };
-        Ok(Torrent {
-            inner: start_torrent(&self.inner, session, trackers, name),
+        let stored = session.is_external();
+        let t = start_torrent(&self.inner, session, trackers, name, !stored);
+        if stored {
+            let t = t.clone();
+            wasm_bindgen_futures::spawn_local(async move { persist::init_added(t).await });
+        }
+        Ok(Torrent { inner: t })
+    }
+
+    /// Starts seeding (or downloading) every torrent kept in browser storage, as they were
+    /// left: paused ones stay paused. Resolves to the torrents restored.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Torrent[]>")]
+    pub fn restore(&self) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let out = Array::new();
+            let Some(storage) = ClientInner::storage(&client).await else {
+                return Ok(out.into());
+            };
+            for (sid, meta, state) in persist::stored_torrents(&storage).await {
+                if let Some(t) = client.borrow().find(&meta.info_hash) {
+                    out.push(&JsValue::from(Torrent { inner: t }));
+                    continue;
+                }
+                let n = meta.info.num_pieces() as usize;
+                let have = state
+                    .as_ref()
+                    .map_or_else(|| Bitfield::new(n), |s| s.have.clone());
+                let (peer_id, client_trackers) = {
+                    let c = client.borrow();
+                    (c.peer_id, c.trackers.clone())
+                };
+                let trackers = usable_trackers(client_trackers.into_iter().chain(meta.trackers()));
+                let mut session = persist::session_for(meta, peer_id, have, seed_rng());
+                let paused = state.as_ref().is_some_and(|s| s.paused);
+                session.set_paused(paused);
+                let t = start_torrent(&client, session, trackers, None, false);
+                {
+                    let mut inner = t.borrow_mut();
+                    inner.user_paused = paused;
+                    inner.persist = Some(persist::persisted(storage.clone(), sid, state.as_ref()));
+                }
+                persist::open_stored(&t).await;
+                out.push(&JsValue::from(Torrent { inner: t }));
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// How much browser storage is used and available: `{ backend, usage, quota, persisted }`
+    /// (backend "memory" when pieces are not stored).
+    #[wasm_bindgen(js_name = storageEstimate, unchecked_return_type = "Promise<StorageEstimate>")]
+    pub fn storage_estimate(&self) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let o = js_sys::Object::new();
+            match ClientInner::storage(&client).await {
+                Some(s) => {
+                    let e = s.estimate().await?;
+                    util::set(&o, "backend", s.backend().as_str());
+                    util::set(&o, "usage", e.usage);
+                    util::set(&o, "quota", e.quota);
+                    util::set(&o, "persisted", e.persisted);
+                    if let Some(why) = s.fallback_reason() {
+                        util::set(&o, "fallbackReason", why);
+                    }
+                }
+                None => {
+                    util::set(&o, "backend", "memory");
+                    util::set(&o, "usage", 0.0);
+                    util::set(&o, "quota", 0.0);
+                    util::set(&o, "persisted", false);
+                }
+            }
+            Ok(o.into())
+        })
+    }
+
+    /// Asks the browser not to evict stored torrents under storage pressure; resolves to
+    /// whether it agreed.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub fn persist(&self) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            match ClientInner::storage(&client).await {
+                Some(s) => Ok(JsValue::from(s.persist().await?)),
+                None => Ok(JsValue::FALSE),
+            }
+        })
+    }
+
+    /// Tests only: the next piece write fails after `after_bytes` bytes, as a crash or a full
+    /// disk would leave it.
+    #[doc(hidden)]
+    #[wasm_bindgen(js_name = __testFailNextWrite, skip_typescript)]
+    pub fn test_fail_next_write(&self, after_bytes: u32) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if let Some(s) = ClientInner::storage(&client).await {
+                s.test_fail_next_write(after_bytes, false);
+            }
+            Ok(JsValue::UNDEFINED)
         })
     }
 
@@ -230,14 +364,17 @@ impl Client {
     }
 }
 
+/// Registers a torrent; it announces at once if `ready`, else when its storage is open.
 fn start_torrent(
     client: &Rc<RefCell<ClientInner>>,
     session: Session,
     trackers: Vec<String>,
     name: Option<String>,
+    ready: bool,
 ) -> TorrentRef {
     ClientInner::ensure_sockets(client, &trackers);
     let t = TorrentInner::create(session, Rc::downgrade(client), trackers, name);
+    t.borrow_mut().storage_ready = ready;
     client.borrow_mut().torrents.push(t.clone());
     torrent::announce_due(&t, util::now_ms());
     t
@@ -248,7 +385,21 @@ struct InputFile {
     data: Vec<u8>,
 }
 
-async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
+/// Reads files into memory (for clients that keep pieces in memory).
+async fn read_inputs(files: Vec<persist::SeedFile>) -> Result<Vec<InputFile>, JsValue> {
+    let mut out = Vec::new();
+    for f in files {
+        let buf = JsFuture::from(f.blob.array_buffer()).await?;
+        out.push(InputFile {
+            path: f.path,
+            data: Uint8Array::new(&buf).to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// The files to seed, as paths and Blobs: `File`s stay on disk; `{ name, data }` become Blobs.
+fn collect_inputs(files: &JsValue) -> Result<Vec<persist::SeedFile>, JsValue> {
     let arr: Array = if Array::is_array(files) {
         files.clone().unchecked_into()
     } else if let Some(list) = files.dyn_ref::<web_sys::FileList>() {
@@ -272,17 +423,17 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
                     }
                 })
                 .unwrap_or_else(|| "file".into());
-            let buf = JsFuture::from(blob.array_buffer()).await?;
-            (name, Uint8Array::new(&buf).to_vec())
+            (name, blob.clone())
         } else {
             let name = util::get_string(&item, "name")
                 .ok_or_else(|| util::error("each file needs a name"))?;
             let data = util::get(&item, "data");
             let data = data
                 .dyn_ref::<Uint8Array>()
-                .ok_or_else(|| util::error(format!("file {name:?} has no data (Uint8Array)")))?
-                .to_vec();
-            (name, data)
+                .ok_or_else(|| util::error(format!("file {name:?} has no data (Uint8Array)")))?;
+            let parts = Array::new();
+            parts.push(data);
+            (name, web_sys::Blob::new_with_u8_array_sequence(&parts)?)
         };
         let path: Vec<String> = name
             .split('/')
@@ -292,7 +443,7 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
         if path.is_empty() {
             return Err(util::error("a file has an empty name"));
         }
-        out.push(InputFile { path, data });
+        out.push(persist::SeedFile { path, blob: data });
     }
     if out.is_empty() {
         return Err(util::error("nothing to seed: no files given"));
@@ -300,11 +451,11 @@ async fn read_inputs(files: &JsValue) -> Result<Vec<InputFile>, JsValue> {
     Ok(out)
 }
 
-async fn seed_inputs(
+/// Who seeds, through which trackers, with which torrent options.
+fn seed_settings(
     client: &Rc<RefCell<ClientInner>>,
-    inputs: Vec<InputFile>,
     opts: &JsValue,
-) -> Result<TorrentRef, JsValue> {
+) -> Result<(crate::id::PeerId, Vec<String>, CreateOptions), JsValue> {
     let (peer_id, client_trackers) = {
         let c = client.borrow();
         if c.destroyed {
@@ -319,9 +470,8 @@ async fn seed_inputs(
     );
     // `create` strips a shared top folder and names the torrent after it, as create-torrent
     // does, so the same files give WebTorrent's info-hash; pass paths exactly as dropped.
-    let name = util::get_string(opts, "name");
     let create_opts = CreateOptions {
-        name,
+        name: util::get_string(opts, "name"),
         piece_length: util::get_f64(opts, "pieceLength").map(|v| v as u32),
         announce_list: trackers.iter().map(|t| vec![t.clone()]).collect(),
         comment: util::get_string(opts, "comment"),
@@ -330,6 +480,41 @@ async fn seed_inputs(
         creation_date: Some((js_sys::Date::now() / 1000.0) as i64),
         ..Default::default()
     };
+    Ok((peer_id, trackers, create_opts))
+}
+
+/// Seeds files through browser storage: imported, hashed and kept there, never whole in memory.
+async fn seed_stored(
+    client: &Rc<RefCell<ClientInner>>,
+    storage: storage::PieceStorage,
+    files: Vec<persist::SeedFile>,
+    opts: &JsValue,
+) -> Result<TorrentRef, JsValue> {
+    let (peer_id, trackers, create_opts) = seed_settings(client, opts)?;
+    let (meta, sid) =
+        persist::seed_into_storage(client, storage.clone(), files, create_opts).await?;
+    if let Some(t) = client.borrow().find(&meta.info_hash) {
+        return Ok(t);
+    }
+    let have = Bitfield::full(meta.info.num_pieces() as usize);
+    let session = persist::session_for(meta, peer_id, have, seed_rng());
+    let t = start_torrent(client, session, trackers, None, true);
+    t.borrow_mut().persist = Some(persist::persisted(storage, sid, None));
+    {
+        let mut inner = t.borrow_mut();
+        if let Some(p) = inner.persist.as_mut() {
+            p.seeded = true;
+        }
+    }
+    Ok(t)
+}
+
+async fn seed_inputs(
+    client: &Rc<RefCell<ClientInner>>,
+    inputs: Vec<InputFile>,
+    opts: &JsValue,
+) -> Result<TorrentRef, JsValue> {
+    let (peer_id, trackers, create_opts) = seed_settings(client, opts)?;
     let layout = inputs
         .iter()
         .map(|f| (f.path.clone(), f.data.len() as u64))
@@ -363,7 +548,7 @@ async fn seed_inputs(
         Config::default(),
         seed_rng(),
     );
-    Ok(start_torrent(client, session, trackers, None))
+    Ok(start_torrent(client, session, trackers, None, true))
 }
 
 /// One torrent, downloading or seeding.
@@ -470,7 +655,71 @@ impl Torrent {
         self.inner.borrow_mut().remove_listener(&event, &callback);
     }
 
-    /// Stops this torrent and forgets it.
+    /// Stops uploading and downloading (remembered in storage across reloads).
+    pub fn pause(&self) {
+        {
+            let mut t = self.inner.borrow_mut();
+            t.user_paused = true;
+            t.session.set_paused(true);
+        }
+        persist::save_state(&self.inner);
+        torrent::drive(&self.inner);
+    }
+
+    /// Goes on after `pause()`, or after storage ran out and space was freed.
+    pub fn resume(&self) {
+        {
+            let mut t = self.inner.borrow_mut();
+            t.user_paused = false;
+            t.last_error = None;
+            t.session.set_paused(false);
+        }
+        persist::save_state(&self.inner);
+        torrent::drive(&self.inner);
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn paused(&self) -> bool {
+        self.inner.borrow().session.is_paused()
+    }
+
+    /// "opfs", "idb", or "memory" (not kept across reloads).
+    #[wasm_bindgen(getter)]
+    pub fn storage(&self) -> String {
+        let t = self.inner.borrow();
+        match &t.persist {
+            Some(p) => p.storage.backend().as_str().to_string(),
+            None => "memory".into(),
+        }
+    }
+
+    /// Hashes every stored piece again; damaged ones are downloaded again. Resolves to how many
+    /// were damaged.
+    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    pub fn recheck(&self) -> js_sys::Promise {
+        let t = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            Ok(JsValue::from(persist::recheck(&t).await))
+        })
+    }
+
+    /// Stops this torrent and deletes what storage holds for it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn remove(&self) -> js_sys::Promise {
+        let target = {
+            let t = self.inner.borrow();
+            t.persist.as_ref().map(|p| (p.storage.clone(), p.sid))
+        };
+        self.destroy();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if let Some((storage, sid)) = target {
+                storage.remove(&sid).await?;
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Stops this torrent and forgets it (what storage holds stays, for `client.restore()`).
     pub fn destroy(&self) {
         let (client, ih) = {
             let mut t = self.inner.borrow_mut();
@@ -528,20 +777,81 @@ impl TorrentFile {
         self.length as f64
     }
 
-    /// The file's bytes; throws until every piece it spans is verified.
-    pub fn bytes(&self) -> Result<Uint8Array, JsValue> {
-        let t = self.torrent.borrow();
-        let data = t
-            .session
-            .read(self.offset, self.length)
-            .ok_or_else(|| util::error(format!("{} is not downloaded yet", self.name)))?;
-        Ok(Uint8Array::from(data.as_slice()))
+    /// Resolves to the file's bytes (whole, in memory: use `blob()` for big files); rejects
+    /// until every piece it spans is verified.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn bytes(&self) -> js_sys::Promise {
+        let (torrent, name, offset, length) = (
+            self.torrent.clone(),
+            self.name.clone(),
+            self.offset,
+            self.length,
+        );
+        wasm_bindgen_futures::future_to_promise(async move {
+            let missing = || util::error(format!("{name} is not downloaded yet"));
+            if let Some((storage, sid)) =
+                stored_range(&torrent, offset, length).map_err(|_| missing())?
+            {
+                let bytes = storage.read_range_js(&sid, offset, length as u32).await?;
+                return Ok(bytes.into());
+            }
+            let data = torrent
+                .borrow()
+                .session
+                .read(offset, length)
+                .ok_or_else(missing)?;
+            Ok(Uint8Array::from(data.as_slice()).into())
+        })
     }
 
-    pub fn blob(&self) -> Result<web_sys::Blob, JsValue> {
-        let bytes = self.bytes()?;
-        let parts = Array::new();
-        parts.push(&bytes);
-        web_sys::Blob::new_with_u8_array_sequence(&parts)
+    /// Resolves to a Blob of the file. For stored torrents it is disk-backed: saving it (an
+    /// object URL, or a stream to a file picked with the File System Access API) never builds
+    /// the file in memory.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
+    pub fn blob(&self) -> js_sys::Promise {
+        let (torrent, name, offset, length) = (
+            self.torrent.clone(),
+            self.name.clone(),
+            self.offset,
+            self.length,
+        );
+        wasm_bindgen_futures::future_to_promise(async move {
+            let missing = || util::error(format!("{name} is not downloaded yet"));
+            if let Some((storage, sid)) =
+                stored_range(&torrent, offset, length).map_err(|_| missing())?
+            {
+                return Ok(storage.file_blob(&sid, offset, length, None).await?.into());
+            }
+            let data = torrent
+                .borrow()
+                .session
+                .read(offset, length)
+                .ok_or_else(missing)?;
+            let parts = Array::new();
+            parts.push(&Uint8Array::from(data.as_slice()));
+            Ok(web_sys::Blob::new_with_u8_array_sequence(&parts)?.into())
+        })
     }
+}
+
+/// For a stored torrent whose pieces over `offset..offset+length` are all had: where to read
+/// them. Ok(None) for torrents kept in memory; Err(()) if a piece is missing.
+fn stored_range(
+    t: &TorrentRef,
+    offset: u64,
+    length: u64,
+) -> Result<Option<(storage::PieceStorage, InfoHash)>, ()> {
+    let inner = t.borrow();
+    let Some(p) = &inner.persist else {
+        return Ok(None);
+    };
+    let meta = inner.session.metainfo().ok_or(())?;
+    if length > 0 {
+        let pl = meta.info.piece_length as u64;
+        let (first, last) = (offset / pl, (offset + length - 1) / pl);
+        if !(first..=last).all(|i| inner.session.have().get(i as usize)) {
+            return Err(());
+        }
+    }
+    Ok(Some((p.storage.clone(), p.sid)))
 }

@@ -204,6 +204,13 @@ impl PieceStorage {
         })
     }
 
+    /// Wraps a storage object opened earlier (kept as a plain JsValue, e.g. in a Promise).
+    pub fn from_js(js: JsValue) -> PieceStorage {
+        PieceStorage {
+            js: js.unchecked_into(),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         if self.js.backend() == "opfs" {
             Backend::Opfs

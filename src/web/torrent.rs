@@ -21,6 +21,7 @@ use crate::id::{InfoHash, PeerId};
 use crate::signal::client::{announce_json, answer_json, AnnounceEvent, OfferOut};
 
 use super::client::ClientInner;
+use super::persist::{self, Persist};
 use super::util::{self, now_ms, Deferred};
 
 /// Bytes handed to one `send()`: under Chromium's 256 KiB limit and WebTorrent's 64 KiB
@@ -98,6 +99,14 @@ pub(crate) struct TorrentInner {
     debug: bool,
     created_ms: u64,
     first_piece_traced: bool,
+    /// Where its pieces are stored; None while opening, or for memory-only torrents.
+    pub persist: Option<Persist>,
+    /// Storage is open and restored: the torrent may announce.
+    pub storage_ready: bool,
+    /// Paused by the user (not by a storage failure).
+    pub user_paused: bool,
+    /// The last failure the user should hear about ("error" listeners).
+    pub last_error: Option<String>,
 }
 
 /// What the JS side must hear after a turn of the engine, collected while borrowed.
@@ -133,6 +142,10 @@ impl TorrentInner {
             debug: false,
             created_ms: now_ms(),
             first_piece_traced: false,
+            persist: None,
+            storage_ready: true,
+            user_paused: false,
+            last_error: None,
         }));
         {
             let mut inner = t.borrow_mut();
@@ -255,8 +268,13 @@ impl TorrentInner {
     fn js_stats(&mut self) -> JsValue {
         let s = self.session.stats(now_ms());
         let o = js_sys::Object::new();
-        util::set(&o, "downloaded", s.downloaded as f64);
-        util::set(&o, "uploaded", s.uploaded as f64);
+        let (up0, down0) = self
+            .persist
+            .as_ref()
+            .map_or((0, 0), |p| (p.prior_uploaded, p.prior_downloaded));
+        util::set(&o, "downloaded", (s.downloaded + down0) as f64);
+        util::set(&o, "uploaded", (s.uploaded + up0) as f64);
+        util::set(&o, "paused", self.session.is_paused());
         util::set(&o, "downloadSpeed", s.download_speed);
         util::set(&o, "uploadSpeed", s.upload_speed);
         util::set(&o, "numPeers", s.num_peers as f64);
@@ -285,7 +303,7 @@ fn send_to_tracker(client: &Weak<RefCell<ClientInner>>, url: &str, text: String)
 pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
     let (urls, want) = {
         let mut inner = t.borrow_mut();
-        if inner.destroyed {
+        if inner.destroyed || !inner.storage_ready {
             return;
         }
         let urls: Vec<String> = inner.trackers.clone();
@@ -728,6 +746,7 @@ pub(crate) fn drive(t: &TorrentRef) {
     let mut outcome = Outcome::default();
     let mut to_close = Vec::new();
     let mut completed = false;
+    let (mut stores, mut loads, mut metadata_arrived) = (Vec::new(), Vec::new(), false);
     {
         let mut inner = t.borrow_mut();
         if inner.destroyed {
@@ -771,6 +790,7 @@ pub(crate) fn drive(t: &TorrentRef) {
                     util::log(&format!("seedtab: piece {piece} failed its hash check"))
                 }
                 Event::MetadataReady => {
+                    metadata_arrived = true;
                     inner.trace("metadata ready");
                     inner.ready.resolve(&JsValue::UNDEFINED);
                     outcome.events.push(("metadata", JsValue::UNDEFINED));
@@ -797,8 +817,13 @@ pub(crate) fn drive(t: &TorrentRef) {
                         inner.session.piece_hashed(piece, d);
                     }
                 }
-                // This driver keeps pieces in the engine's memory store for now.
-                Event::StorePiece { .. } | Event::LoadPiece { .. } | Event::StorageFailed { .. } => {}
+                // Storage is asynchronous: act once the borrow is released.
+                Event::StorePiece { piece, data } => stores.push((piece, data)),
+                Event::LoadPiece { piece } => loads.push(piece),
+                Event::StorageFailed { piece, reason } => {
+                    inner.trace(&format!("storing piece {piece} failed: {reason}"));
+                    inner.last_error = Some(format!("Storage failed, torrent paused: {reason}"));
+                }
                 Event::PeerReady { key, peer_id } => {
                     inner.trace(&format!("peer {key} handshake done"));
                     if let Some(p) = inner.peers.get_mut(&key) {
@@ -817,6 +842,19 @@ pub(crate) fn drive(t: &TorrentRef) {
     for key in to_close {
         close_peer(t, key);
     }
+    if metadata_arrived && t.borrow().persist.is_some() {
+        let t = t.clone();
+        spawn_local(async move { persist::create_entry(&t).await });
+    }
+    for (piece, data) in stores.drain(..) {
+        persist::store_piece(t, piece, data);
+    }
+    for piece in loads.drain(..) {
+        persist::load_piece(t, piece);
+    }
+    if completed || metadata_arrived {
+        persist::save_state(t);
+    }
     if completed {
         announce_completed(t);
     }
@@ -828,6 +866,23 @@ pub(crate) fn drive(t: &TorrentRef) {
                     let _ = f.call1(&JsValue::NULL, &arg);
                 }
             }
+        }
+    }
+}
+
+/// Tells "error" listeners about the last failure.
+pub(crate) fn report_error(t: &TorrentRef) {
+    let (message, listeners) = {
+        let inner = t.borrow();
+        let Some(m) = inner.last_error.clone() else {
+            return;
+        };
+        (m, inner.listeners.clone())
+    };
+    let err: JsValue = js_sys::Error::new(&message).into();
+    for (ev, f) in &listeners {
+        if ev == "error" {
+            let _ = f.call1(&JsValue::NULL, &err);
         }
     }
 }
