@@ -3,6 +3,7 @@
 # Idempotent; non-interactive (CI=true, no stdin); prints one line per thing it installs.
 #
 #   Debian packages   chromium chromium-driver iproute2   (browser tests, test network namespace)
+#                     xvfb   (hidden-tab test: a headful Chromium whose background tabs are throttled)
 #   rustup            target wasm32-unknown-unknown, components clippy rustfmt
 #   cargo install     wasm-bindgen-cli = the wasm-bindgen version in Cargo.lock, wasm-pack
 #   npm ci            webpack, playwright-core, ... (package-lock.json)
@@ -45,6 +46,7 @@ missing_debs=()
 [ -x /usr/bin/chromium ] || missing_debs+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing_debs+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || missing_debs+=(iproute2)
+[ -x /usr/bin/Xvfb ] || missing_debs+=(xvfb)
 if [ ${#missing_debs[@]} -gt 0 ]; then
   run_logged "apt-get update" $SUDO apt-get update -qq
   run_logged "apt-get install ${missing_debs[*]}" \

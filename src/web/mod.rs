@@ -37,6 +37,21 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Bytes of WebAssembly linear memory (it only grows): for tests and the benchmark's memory
+/// figures.
+#[doc(hidden)]
+#[wasm_bindgen(js_name = __wasmMemoryBytes, skip_typescript)]
+pub fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| {
+            m.buffer()
+                .unchecked_into::<js_sys::ArrayBuffer>()
+                .byte_length() as f64
+        })
+        .unwrap_or(0.0)
+}
+
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
 export interface ClientOptions {
@@ -70,6 +85,8 @@ export interface AddOptions { announce?: string[] }
 export interface TorrentStats {
   downloaded: number; uploaded: number; downloadSpeed: number; uploadSpeed: number;
   numPeers: number; progress: number; verified: number; length: number; paused: boolean;
+  /** Bytes moved since this page opened (downloaded/uploaded include earlier sessions). */
+  sessionDownloaded: number; sessionUploaded: number;
 }
 "#;
 

@@ -43,6 +43,9 @@ pub(crate) struct Persist {
     pub prior_downloaded: u64,
     pub added_ms: u64,
     pub seeded: bool,
+    /// A state save is in flight; `save_again` asks for one more after it.
+    pub saving: bool,
+    pub save_again: bool,
 }
 
 /// Engine settings for a torrent in storage: few unstored pieces, whatever the piece length.
@@ -97,6 +100,8 @@ pub(crate) async fn init_added(t: TorrentRef) {
         prior_downloaded: 0,
         added_ms: js_sys::Date::now() as u64,
         seeded: false,
+        saving: false,
+        save_again: false,
     };
     let stored_meta = stored_torrent
         .as_deref()
@@ -162,7 +167,8 @@ pub(crate) async fn create_entry(t: &TorrentRef) {
             meta.info.total_length,
         )
     };
-    match storage.create(&sid, &bytes, total, false).await {
+    // Reserving the whole length (OPFS) makes a lack of space show now, not half-way.
+    match storage.create(&sid, &bytes, total, true).await {
         Ok(()) => {
             let pending = {
                 let mut inner = t.borrow_mut();
@@ -179,18 +185,23 @@ pub(crate) async fn create_entry(t: &TorrentRef) {
         }
         Err(e) => {
             let reason = failure_text(&e);
-            let pending = {
+            let message = format!("Storage failed, torrent paused: {reason}");
+            {
                 let mut inner = t.borrow_mut();
-                inner
+                let pending = inner
                     .persist
                     .as_mut()
                     .map(|p| std::mem::take(&mut p.pending))
-                    .unwrap_or_default()
-            };
-            let mut inner = t.borrow_mut();
-            for (piece, _) in pending {
-                inner.session.piece_stored(piece, Err(reason.clone()));
+                    .unwrap_or_default();
+                for (piece, _) in pending {
+                    inner.session.piece_stored(piece, Err(reason.clone()));
+                }
+                // Nothing can be kept until this works: stop and say so.
+                inner.session.set_paused(true);
+                inner.last_error = Some(message.clone());
             }
+            torrent::fire(t, "error", &js_sys::Error::new(&message).into());
+            torrent::drive(t);
         }
     }
 }
@@ -220,12 +231,8 @@ pub(crate) fn store_piece(t: &TorrentRef, piece: u32, data: Vec<u8>) {
         let result = storage.write_piece(&sid, offset, &data).await;
         drop(data);
         let result = result.map_err(|e| failure_text(&e));
-        let failed = result.is_err();
         t.borrow_mut().session.piece_stored(piece, result);
         save_state(&t);
-        if failed {
-            torrent::report_error(&t);
-        }
         torrent::drive(&t);
     });
 }
@@ -274,18 +281,42 @@ fn current_state(inner: &torrent::TorrentInner) -> Option<(PieceStorage, InfoHas
     Some((p.storage.clone(), p.sid, state.encode()))
 }
 
-/// Saves the state. Saves are queued in call order by the storage worker, and the bitfield only
-/// grows between calls, so the last save to land is the most complete.
+/// Saves the state: at most one save in flight and one more owed, so saves never queue up
+/// behind piece writes and the stored state trails the pieces by as little as possible.
 pub(crate) fn save_state(t: &TorrentRef) {
-    let Some((storage, sid, bytes)) = current_state(&t.borrow()) else {
-        return;
-    };
+    {
+        let mut inner = t.borrow_mut();
+        let Some(p) = inner.persist.as_mut() else {
+            return;
+        };
+        if p.saving {
+            p.save_again = true;
+            return;
+        }
+        p.saving = true;
+    }
+    let t = t.clone();
     spawn_local(async move {
-        if let Err(e) = storage.save_state(&sid, &bytes).await {
-            util::log(&format!(
-                "seedtab: could not save state: {}",
-                failure_text(&e)
-            ));
+        loop {
+            let Some((storage, sid, bytes)) = current_state(&t.borrow()) else {
+                break;
+            };
+            if let Err(e) = storage.save_state(&sid, &bytes).await {
+                util::log(&format!(
+                    "seedtab: could not save state: {}",
+                    failure_text(&e)
+                ));
+            }
+            let mut inner = t.borrow_mut();
+            let Some(p) = inner.persist.as_mut() else {
+                break;
+            };
+            if !std::mem::take(&mut p.save_again) {
+                break;
+            }
+        }
+        if let Some(p) = t.borrow_mut().persist.as_mut() {
+            p.saving = false;
         }
     });
 }
@@ -452,6 +483,8 @@ pub(crate) fn persisted(
         prior_downloaded: state.map_or(0, |s| s.downloaded),
         added_ms: state.map_or_else(|| js_sys::Date::now() as u64, |s| s.added_ms),
         seeded: state.is_some_and(|s| s.seeded),
+        saving: false,
+        save_again: false,
     }
 }
 

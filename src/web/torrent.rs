@@ -30,6 +30,8 @@ const SEND_CHUNK: usize = 64 * 1024;
 /// Stop writing to a channel above this; Chromium silently closes channels near 16 MiB.
 const HIGH_WATER: u32 = 4 * 1024 * 1024;
 const LOW_WATER: u32 = 1024 * 1024;
+/// How long an answerer waits for the offerer's first bytes before sending its own anyway.
+const ANSWERER_WAIT_MS: u64 = 2_000;
 /// Offers made per announce while we want more peers.
 const OFFERS_PER_ANNOUNCE: usize = 5;
 /// An offer nobody answered in this long is withdrawn.
@@ -48,6 +50,12 @@ pub(crate) struct PeerConn {
     dc: Option<RtcDataChannel>,
     remote: Option<PeerId>,
     open: bool,
+    /// We answered this connection's offer: say nothing until the offerer has spoken (or
+    /// `ANSWERER_WAIT_MS` passed). WebTorrent as the offerer sometimes loses what arrives before
+    /// its own side is set up (simple-peer's "connect"), which left it waiting for a handshake
+    /// that never came; both WebTorrent and seedtab offerers send theirs at once.
+    wait_to_speak: bool,
+    opened_ms: u64,
     handlers: Vec<util::Handler>,
 }
 
@@ -275,6 +283,9 @@ impl TorrentInner {
         util::set(&o, "downloaded", (s.downloaded + down0) as f64);
         util::set(&o, "uploaded", (s.uploaded + up0) as f64);
         util::set(&o, "paused", self.session.is_paused());
+        // Since this page opened (the totals above include earlier sessions from storage).
+        util::set(&o, "sessionDownloaded", s.downloaded as f64);
+        util::set(&o, "sessionUploaded", s.uploaded as f64);
         util::set(&o, "downloadSpeed", s.download_speed);
         util::set(&o, "uploadSpeed", s.upload_speed);
         util::set(&o, "numPeers", s.num_peers as f64);
@@ -422,6 +433,8 @@ async fn make_offer(t: &TorrentRef) -> Option<OfferOut> {
         dc: Some(dc),
         remote: None,
         open: false,
+        wait_to_speak: false,
+        opened_ms: 0,
         handlers,
     };
     match sdp {
@@ -499,6 +512,9 @@ fn attach_channel(t: &TorrentRef, key: PeerKey, dc: &RtcDataChannel) -> Vec<util
                 if inner.destroyed {
                     return;
                 }
+                if let Some(p) = inner.peers.get_mut(&key) {
+                    p.wait_to_speak = false;
+                }
                 inner.session.peer_data(key, &bytes, now_ms());
             }
             drive(&t);
@@ -537,6 +553,7 @@ fn channel_open(t: &TorrentRef, key: PeerKey) {
             return;
         }
         p.open = true;
+        p.opened_ms = now_ms();
         inner.offers.retain(|_, o| o.key != key);
         inner.trace(&format!("data channel {key} open"));
         inner.session.peer_connected(key, now_ms());
@@ -620,6 +637,8 @@ pub(crate) fn accept_offer(
                 dc: None,
                 remote: Some(from),
                 open: false,
+                wait_to_speak: true,
+                opened_ms: 0,
                 handlers: vec![on_channel],
             },
         );
@@ -757,7 +776,10 @@ pub(crate) fn drive(t: &TorrentRef) {
             let Some(dc) = inner
                 .peers
                 .get(&key)
-                .filter(|p| p.open)
+                .filter(|p| {
+                    p.open
+                        && (!p.wait_to_speak || now.saturating_sub(p.opened_ms) >= ANSWERER_WAIT_MS)
+                })
                 .and_then(|p| p.dc.clone())
             else {
                 continue;
@@ -822,7 +844,11 @@ pub(crate) fn drive(t: &TorrentRef) {
                 Event::LoadPiece { piece } => loads.push(piece),
                 Event::StorageFailed { piece, reason } => {
                     inner.trace(&format!("storing piece {piece} failed: {reason}"));
-                    inner.last_error = Some(format!("Storage failed, torrent paused: {reason}"));
+                    let message = format!("Storage failed, torrent paused: {reason}");
+                    inner.last_error = Some(message.clone());
+                    outcome
+                        .events
+                        .push(("error", js_sys::Error::new(&message).into()));
                 }
                 Event::PeerReady { key, peer_id } => {
                     inner.trace(&format!("peer {key} handshake done"));
@@ -870,19 +896,12 @@ pub(crate) fn drive(t: &TorrentRef) {
     }
 }
 
-/// Tells "error" listeners about the last failure.
-pub(crate) fn report_error(t: &TorrentRef) {
-    let (message, listeners) = {
-        let inner = t.borrow();
-        let Some(m) = inner.last_error.clone() else {
-            return;
-        };
-        (m, inner.listeners.clone())
-    };
-    let err: JsValue = js_sys::Error::new(&message).into();
+/// Calls the listeners of `event` with `arg`, outside any borrow.
+pub(crate) fn fire(t: &TorrentRef, event: &str, arg: &JsValue) {
+    let listeners: Vec<(String, Function)> = t.borrow().listeners.clone();
     for (ev, f) in &listeners {
-        if ev == "error" {
-            let _ = f.call1(&JsValue::NULL, &err);
+        if ev == event {
+            let _ = f.call1(&JsValue::NULL, arg);
         }
     }
 }

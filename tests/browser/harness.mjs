@@ -250,3 +250,246 @@ export function tempDir(prefix = 'seedtab-test-') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * bittorrent-tracker 11's WebSocket tracker server (the reference implementation WebTorrent's
+ * swarms use), in this Node process on an ephemeral port of 127.0.0.1: no HTTP or UDP tracker,
+ * no stats page. `url` is `ws://127.0.0.1:PORT` (it answers on any path).
+ * @returns {Promise<{url: string, server: object, stop: () => Promise<void>}>}
+ */
+export async function startReferenceTracker({ interval } = {}) {
+  const { default: Server } = await import('bittorrent-tracker/server');
+  const server = new Server({ udp: false, http: false, ws: true, stats: false, ...(interval ? { interval } : {}) });
+  server.on('error', (err) => log(`[ref-tracker] error: ${err && err.message}`));
+  server.on('warning', (err) => { if (!quiet()) log(`[ref-tracker] warning: ${err && err.message}`); });
+  await new Promise((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1');
+  });
+  const { port } = server.http.address();
+  const stop = () => new Promise((resolve) => {
+    server.http.closeAllConnections?.();
+    server.close(() => resolve());
+  });
+  return { url: `ws://127.0.0.1:${port}`, server, stop };
+}
+
+/** WebTorrent's browser bundle (an ES module whose default export is the WebTorrent class). */
+export const WEBTORRENT_BUNDLE = path.join(ROOT, 'node_modules', 'webtorrent', 'dist', 'webtorrent.min.js');
+
+/**
+ * Open `harness.html` (seedtab loaded, `window.testUtils`) and load WebTorrent's browser bundle
+ * into the same page as `window.WebTorrent`. The bundle is served from node_modules through a
+ * playwright route at `/vendor/webtorrent.min.js`, so it never ships in www/dist.
+ */
+export async function openInteropPage(browser, server, { name = 'tab', context, timeoutMs = 30_000 } = {}) {
+  if (!fs.existsSync(WEBTORRENT_BUNDLE)) {
+    throw new Error(`${WEBTORRENT_BUNDLE} does not exist: run scripts/setup.sh (npm ci) first`);
+  }
+  const ctx = context || await browser.newContext();
+  await ctx.route('**/vendor/webtorrent.min.js', (route) => route.fulfill({
+    path: WEBTORRENT_BUNDLE,
+    contentType: 'text/javascript; charset=utf-8',
+  }));
+  const page = await openHarness(browser, server, { name, context: ctx, timeoutMs });
+  await page.evaluate(async () => {
+    const mod = await import('/vendor/webtorrent.min.js');
+    if (typeof mod.default !== 'function') throw new Error('webtorrent.min.js has no default export');
+    window.WebTorrent = mod.default;
+  });
+  return page;
+}
+
+// --- Hidden tabs (hidden-tab.test.mjs) ------------------------------------------------------
+//
+// Headless Chromium reports every page as visible, and so does any page playwright-core opens
+// the usual way: it sends `Emulation.setFocusEmulationEnabled` to each page, and Chromium keeps
+// a page with focus emulation "captured", i.e. visible, whatever tab is in front. A page is
+// really hidden (visibilityState 'hidden', timers throttled to about one wake-up a second)
+// only in a headful Chromium (under Xvfb) without the switches below, in the browser's default
+// context reached with `connectOverCDP(…, { noDefaults: true })` (no focus emulation there),
+// with another tab of the same window in front.
+
+/** Chromium switches that keep background tabs at full speed (CHROMIUM_ARGS and playwright-core's defaults have them). */
+export const BACKGROUNDING_SWITCHES = [
+  '--disable-background-timer-throttling',
+  '--disable-backgrounding-occluded-windows',
+  '--disable-renderer-backgrounding',
+];
+
+/** SIGTERM a child process, SIGKILL it after `graceMs`, and wait for it to exit. */
+async function stopProcess(proc, graceMs = 3000) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/**
+ * Start an Xvfb X server on a free display (Xvfb picks it: `-displayfd`); Debian package `xvfb`
+ * (scripts/setup.sh). Run it inside the test namespace like everything else.
+ * @returns {Promise<{display: string, proc: import('node:child_process').ChildProcess, stop: () => Promise<void>}>}
+ *   display is like ":1", for Chromium's DISPLAY.
+ */
+export async function startXvfb({ screen = '1280x800x24', timeoutMs = 20_000 } = {}) {
+  const bin = ['/usr/bin/Xvfb', '/usr/local/bin/Xvfb'].find((p) => fs.existsSync(p));
+  if (!bin) throw new Error('Xvfb is not installed (Debian package xvfb): run scripts/setup.sh');
+  const proc = spawn(bin, ['-displayfd', '3', '-screen', '0', screen, '-nolisten', 'tcp'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  let errText = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d) => { errText = (errText + d).slice(-4000); });
+  let out = '';
+  const display = await withTimeout(new Promise((resolve, reject) => {
+    proc.stdio[3].setEncoding('utf8');
+    proc.stdio[3].on('data', (d) => {
+      out += d;
+      const m = /^(\d+)\n/.exec(out);
+      if (m) resolve(`:${m[1]}`);
+    });
+    proc.once('error', reject);
+    proc.once('exit', (code, sig) => reject(new Error(`Xvfb exited (code ${code}, signal ${sig}): ${errText}`)));
+  }), timeoutMs, 'Xvfb to print its display number').catch(async (err) => {
+    await stopProcess(proc);
+    throw err;
+  });
+  return { display, proc, stop: () => stopProcess(proc) };
+}
+
+/**
+ * Launch a headful Chromium on X display `display` (see startXvfb) where tabs in the background
+ * are throttled like a user's: CHROMIUM_ARGS less BACKGROUNDING_SWITCHES, a fresh temporary
+ * profile, and playwright-core attached over CDP with `noDefaults` (no focus emulation).
+ * Open pages in `context` (the default context: the tabs of one window, sharing storage);
+ * use a separate launch for a peer that must not share storage.
+ * @returns {Promise<{browser: import('playwright-core').Browser, context: import('playwright-core').BrowserContext,
+ *   proc: import('node:child_process').ChildProcess, close: () => Promise<void>}>}
+ */
+export async function launchHeadfulBrowser({ display, args = [], timeoutMs = 60_000 } = {}) {
+  if (!display) throw new Error('launchHeadfulBrowser needs an X display (startXvfb())');
+  checkNetwork();
+  const profile = tempDir('seedtab-headful-');
+  const drop = new Set(BACKGROUNDING_SWITCHES);
+  const argv = [
+    ...CHROMIUM_ARGS.filter((a) => !drop.has(a)),
+    '--disable-extensions', '--disable-default-apps', '--disable-popup-blocking',
+    '--disable-hang-monitor', '--disable-breakpad', '--password-store=basic',
+    '--remote-debugging-port=0', `--user-data-dir=${profile.dir}`,
+    '--window-position=0,0', '--window-size=1280,800',
+    ...args,
+    'about:blank',
+  ];
+  const proc = spawn(CHROMIUM, argv, {
+    env: { ...process.env, DISPLAY: display },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  let errText = '';
+  proc.stderr.setEncoding('utf8');
+  const wsEndpoint = withTimeout(new Promise((resolve, reject) => {
+    proc.stderr.on('data', (d) => {
+      errText = (errText + d).slice(-8000);
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(errText);
+      if (m) resolve(m[1]);
+    });
+    proc.once('error', reject);
+    proc.once('exit', (code, sig) => reject(new Error(
+      `headful chromium exited (code ${code}, signal ${sig}):\n${errText}`)));
+  }), timeoutMs, 'headful chromium to print "DevTools listening on ws://…"');
+  let browser;
+  try {
+    browser = await chromium.connectOverCDP(await wsEndpoint, { noDefaults: true, timeout: timeoutMs });
+  } catch (err) {
+    await stopProcess(proc);
+    profile.cleanup();
+    throw err;
+  }
+  const context = browser.contexts()[0];
+  const close = async () => {
+    // Browser.close shuts Chromium down with its helper processes; signals if it does not.
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = once(proc, 'exit');
+      const closed = browser.newBrowserCDPSession()
+        .then((cdp) => cdp.send('Browser.close'))
+        .then(() => exited);
+      await withTimeout(closed, 10_000, 'headful chromium to close').catch(() => {});
+    }
+    await stopProcess(proc);
+    await browser.close().catch(() => {});
+    // Helper processes may still be writing into the profile for a moment.
+    try {
+      fs.rmSync(profile.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (err) {
+      log(`[headful] could not remove ${profile.dir}: ${err.message}`);
+    }
+  };
+  return { browser, context, proc, close };
+}
+
+/** The page's `document.visibilityState`. */
+export function visibilityOf(page) {
+  return page.evaluate(() => document.visibilityState);
+}
+
+/**
+ * Hide `page` the way a user does: open another tab in its window and bring that one to front.
+ * Resolves to the cover page once `page` reports visibilityState 'hidden'. Only works for pages
+ * of launchHeadfulBrowser() (elsewhere every page stays 'visible': fails after `timeoutMs`).
+ */
+export async function hideTab(page, { timeoutMs = 10_000, name = 'cover' } = {}) {
+  const cover = await page.context().newPage();
+  attachLogging(cover, name);
+  await cover.bringToFront();
+  await withTimeout(page.evaluate(() => document.visibilityState === 'hidden' || new Promise((resolve) => {
+    const onChange = () => {
+      if (document.visibilityState === 'hidden') {
+        document.removeEventListener('visibilitychange', onChange);
+        resolve(true);
+      }
+    };
+    document.addEventListener('visibilitychange', onChange);
+  })), timeoutMs, 'the tab to become hidden (visibilityState "hidden") behind another tab');
+  return cover;
+}
+
+/**
+ * Start counting a `setInterval(…, intervalMs)` in `page` and count every change of
+ * visibilityState. `stop()` resolves to `{ fired, ms, perSec, visibilityState, visibilityChanges }`.
+ * In a visible tab a 10 ms interval fires ~100×/s; in a throttled background tab about 1×/s.
+ */
+export async function startTimerProbe(page, { intervalMs = 10 } = {}) {
+  const key = `__timerProbe${Math.random().toString(36).slice(2)}`;
+  await page.evaluate(({ key, intervalMs }) => {
+    const probe = { fired: 0, t0: performance.now(), changes: [] };
+    probe.id = setInterval(() => { probe.fired += 1; }, intervalMs);
+    probe.onChange = () => probe.changes.push(document.visibilityState);
+    document.addEventListener('visibilitychange', probe.onChange);
+    window[key] = probe;
+  }, { key, intervalMs });
+  const stop = () => page.evaluate((key) => {
+    const probe = window[key];
+    clearInterval(probe.id);
+    document.removeEventListener('visibilitychange', probe.onChange);
+    delete window[key];
+    const ms = performance.now() - probe.t0;
+    return {
+      fired: probe.fired, ms, perSec: (1000 * probe.fired) / ms,
+      visibilityState: document.visibilityState, visibilityChanges: probe.changes,
+    };
+  }, key);
+  return { stop };
+}
+
+/** Count a `setInterval(…, 10)` in `page` for `ms` milliseconds (see startTimerProbe). */
+export async function measureTimerRate(page, ms = 3000, opts = {}) {
+  const probe = await startTimerProbe(page, opts);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return probe.stop();
+}
