@@ -1,5 +1,6 @@
-// seedtab web app: wires the page (download panel, seed panel, tracker list, errors, status line)
-// to the WebAssembly core. Everything from the swarm or the user is shown with textContent/value.
+// seedtab web app: wires the page (download panel, seed panel, library, storage line, tracker
+// list, errors, status line) to the WebAssembly core. Everything from the swarm or the user is
+// shown with textContent/value, never as HTML.
 import { Client } from '../pkg/seedtab.js';
 import { loadConfig, pickIceServers, pickTrackers } from './app/config.mjs';
 import {
@@ -12,42 +13,67 @@ import {
   plural,
   safeFileName,
 } from './app/format.mjs';
+import {
+  formatRatio,
+  recheckText,
+  safePathParts,
+  stateLabel,
+  storageErrorText,
+  storageLine,
+  usePicker,
+} from './app/library.mjs';
 
-const TICK_MS = 500;
+const TICK_MS = 500; // download and seed panels
+const LIBRARY_MS = 1000; // library rows
+const STORAGE_MS = 5000; // storage line
 const SAVE_GAP_MS = 400; // pause between files so the browser accepts several downloads
 const MAX_TORRENT_FILE = 16 * 1024 * 1024;
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  client: null, // the page's one Client (see startClient)
   iceServers: [],
-  trackers: [],
-  owner: null, // { key, client, torrents: Set } — the client new torrents go to
-  download: null, // { torrent, owner, shared, done, failed, filesShown }
-  seeds: [], // [{ torrent, owner }], the last one is on display
+  trackers: [], // the Trackers field's list, given to each new torrent
+  download: null, // { torrent, infoHash, done, failed, filesShown }: shown in the Download panel
+  seed: null, // the torrent shown in the Seed panel
   seedRun: 0, // guards against an older, slower seed() overwriting a newer one
   ticker: 0,
   seedUrl: null, // object URL of the shown .torrent file
+  library: new Map(), // infoHash -> { torrent, infoHash, error, busy, els }
+  storageBusy: false,
 };
 
 // ---- errors ---------------------------------------------------------------------------------
 
 function showError(doing, err) {
-  const box = $('error');
-  box.textContent = `${doing}: ${errorText(err)}`;
-  box.hidden = false;
+  showErrorText(`${doing}: ${errorText(err)}`);
   console.error(doing, err);
 }
 
-function clearError() {
+/** Shows `text` in #error; `source` (an info-hash) lets Resume clear that torrent's message. */
+function showErrorText(text, source = '') {
   const box = $('error');
+  box.textContent = text;
+  box.dataset.source = source;
+  box.hidden = false;
+}
+
+function clearError(source) {
+  const box = $('error');
+  if (source !== undefined && box.dataset.source !== source) return;
   box.textContent = '';
+  box.dataset.source = '';
   box.hidden = true;
 }
 
-// ---- clients --------------------------------------------------------------------------------
-// The core takes its tracker list when a Client is made, so a changed list gets a new Client.
-// An older Client lives on while it still has torrents and is destroyed with its last one.
+// ---- the client -----------------------------------------------------------------------------
+// One Client for the page, made at start (restore() needs it before anything else happens) with
+// the trackers from /config.json and the Trackers field. The core takes its tracker list when a
+// Client is made, so when the user edits the field later, new torrents still go to this Client
+// and get the edited list through the per-torrent `announce` option of seed()/add(). A tracker
+// removed from the field stays in use until the page is reloaded; torrents already running keep
+// the trackers they started with.
 
 function readTrackers() {
   const { trackers, invalid } = parseTrackerList($('trackers-input').value);
@@ -60,44 +86,38 @@ function readTrackers() {
   renderStatus();
 }
 
-function acquireOwner() {
+function newTorrentOptions() {
   readTrackers();
-  const key = JSON.stringify(state.trackers);
-  if (!state.owner || state.owner.key !== key) {
-    const client = new Client({ trackers: state.trackers, iceServers: state.iceServers });
-    const old = state.owner;
-    state.owner = { key, client, torrents: new Set() };
-    if (old && old.torrents.size === 0) old.client.destroy();
-  }
-  return state.owner;
+  return { announce: state.trackers };
 }
 
-function release(owner, torrent) {
-  owner.torrents.delete(torrent);
-  if (owner !== state.owner && owner.torrents.size === 0) owner.client.destroy();
+/**
+ * The client, once start-up is done (restore() included, so a torrent added now is never
+ * started twice from storage); throws if it could not be made.
+ */
+async function getClient() {
+  await restored;
+  if (!state.client) throw new Error('seedtab could not start (see the message above)');
+  return state.client;
 }
 
 // ---- download -------------------------------------------------------------------------------
 
 async function addDownload(input, doing) {
   clearError();
-  await ready;
-  let owner;
   let torrent;
   try {
-    owner = acquireOwner();
-    torrent = await owner.client.add(input);
+    const client = await getClient();
+    torrent = client.add(input, newTorrentOptions());
   } catch (err) {
     showError(doing, err);
     return;
   }
-  const current = state.download;
-  const same = (other) => other.owner === owner && other.torrent.infoHash === torrent.infoHash;
-  if (current && same(current)) return; // already on display
-  const shared = state.seeds.some(same); // downloading what this tab seeds: show, don't own
-  if (current) stopDownload(current);
-  if (!shared) owner.torrents.add(torrent);
-  const d = { torrent, owner, shared, done: false, failed: false, filesShown: false };
+  const infoHash = torrent.infoHash;
+  addToLibrary(torrent, { first: true });
+  if (state.download && state.download.infoHash === infoHash) return; // already on display
+  // An earlier download goes on in the Library; the panel shows the new one.
+  const d = { torrent, infoHash, done: false, failed: false, filesShown: false };
   state.download = d;
   watchDownload(d);
   $('download-files').replaceChildren();
@@ -105,16 +125,6 @@ async function addDownload(input, doing) {
   $('download-details').hidden = false;
   renderDownload();
   startTicker();
-}
-
-function stopDownload(d) {
-  if (d.shared) return; // belongs to a seed: keep it running
-  try {
-    d.torrent.destroy();
-  } catch (err) {
-    console.warn('destroy failed', err);
-  }
-  release(d.owner, d.torrent);
 }
 
 function watchDownload(d) {
@@ -125,18 +135,22 @@ function watchDownload(d) {
     d.done = true;
     if (isShown()) renderDownload();
   };
+  // `done` rejects when the torrent stops before it completes (Remove hides the panel first).
+  // Storage failures come as "error" events and only pause it: the Library reports those.
   const markFailed = (err) => {
     if (d.done || d.failed || !isShown()) return;
     d.failed = true;
     showError('Download failed', err);
     renderDownload();
   };
-  if (typeof t.on === 'function') {
-    t.on('metadata', () => isShown() && renderDownload());
-    t.on('done', markDone);
-    t.on('error', markFailed);
-  }
+  if (typeof t.on === 'function') t.on('metadata', () => isShown() && renderDownload());
   if (t.done && typeof t.done.then === 'function') t.done.then(markDone, markFailed);
+}
+
+function hideDownload() {
+  state.download = null;
+  $('download-details').hidden = true;
+  $('download-files').replaceChildren();
 }
 
 function renderDownload() {
@@ -146,72 +160,51 @@ function renderDownload() {
   const stats = readStats(t);
   const files = readFiles(t);
   const progress = Number(stats.progress ?? t.progress) || 0;
+  const entry = state.library.get(d.infoHash);
 
   $('download-name').textContent = t.name || t.infoHash || 'Unknown torrent';
   $('download-progress').value = d.done ? 1 : Math.min(Math.max(progress, 0), 1);
   let status;
   if (d.failed) status = 'Failed';
   else if (d.done) status = 'Done';
+  else if (entry?.error) status = 'Paused: storage failed (see the message above)';
+  else if (stats.paused) status = `Paused at ${formatPercent(progress)}`;
   else if (files.length === 0) status = 'Fetching metadata…';
   else status = `Downloading ${formatPercent(progress)}`;
-  $('download-status').textContent = status;
-  $('download-speed').textContent =
-    `↓ ${formatSpeed(stats.downloadSpeed ?? 0)} · ↑ ${formatSpeed(stats.uploadSpeed ?? 0)}`;
-  $('download-peers').textContent = String(Number(stats.numPeers ?? 0));
+  setText($('download-status'), status);
+  setText($('download-speed'),
+    `↓ ${formatSpeed(stats.downloadSpeed ?? 0)} · ↑ ${formatSpeed(stats.uploadSpeed ?? 0)}`);
+  setText($('download-peers'), String(Number(stats.numPeers ?? 0)));
 
   if (!d.filesShown && files.length > 0) {
     d.filesShown = true;
     $('download-files').replaceChildren(...files.map(fileItem));
     $('download-save').textContent = files.length === 1 ? 'Save file' : `Save ${files.length} files`;
   }
-  $('download-save').disabled = !(d.done && !d.failed && files.length > 0);
+  if (!d.saving) $('download-save').disabled = !(d.done && !d.failed && files.length > 0);
 }
 
 function fileItem(file) {
   const li = document.createElement('li');
-  const name = document.createElement('span');
-  name.className = 'file-name';
-  name.textContent = file.path || file.name || '(unnamed)';
-  const size = document.createElement('span');
-  size.className = 'file-size';
-  size.textContent = formatBytes(file.length);
-  li.append(name, size);
+  li.append(
+    el('span', 'file-name', file.path || file.name || '(unnamed)'),
+    el('span', 'file-size', formatBytes(file.length)),
+  );
   return li;
 }
 
-async function saveFiles() {
+async function saveDownload() {
   const d = state.download;
   if (!d || !d.done) return;
-  clearError();
   const button = $('download-save');
+  d.saving = true;
   button.disabled = true;
   try {
-    const files = readFiles(d.torrent);
-    for (let i = 0; i < files.length; i += 1) {
-      if (i > 0) await sleep(SAVE_GAP_MS);
-      const file = files[i];
-      const blob =
-        typeof file.blob === 'function' ? await file.blob() : new Blob([await file.bytes()]);
-      const base = String(file.name || file.path || '').split(/[/\\]/).pop();
-      saveBlob(blob, safeFileName(base));
-    }
-  } catch (err) {
-    showError('Could not save the files', err);
+    await saveTorrent(d.torrent);
   } finally {
-    if (state.download === d) button.disabled = false;
+    d.saving = false;
+    if (state.download === d) renderDownload();
   }
-}
-
-function saveBlob(blob, fileName) {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = fileName;
-  a.hidden = true;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 function addMagnet() {
@@ -241,30 +234,101 @@ async function openTorrentFile(file) {
   await addDownload(bytes, doing);
 }
 
+// ---- saving files ---------------------------------------------------------------------------
+// Where the browser has the File System Access API, the file streams from storage to the file
+// the user picks (a folder for multi-file torrents); otherwise an object URL of the blob goes to
+// an <a download>. For stored torrents file.blob() is disk-backed (an OPFS file slice), so
+// neither way builds the file in memory. Take the blob once the download is complete: an OPFS
+// blob becomes unreadable once the torrent's data is written again.
+
+async function saveTorrent(torrent) {
+  clearError();
+  const files = readFiles(torrent);
+  if (files.length === 0) return;
+  try {
+    // The picker must open straight from the click (user activation): nothing is awaited first.
+    if (files.length === 1 && usePicker(window, 'showSaveFilePicker')) {
+      await saveWithPicker(files[0]);
+    } else if (files.length > 1 && usePicker(window, 'showDirectoryPicker')) {
+      await saveToFolder(files);
+    } else {
+      await saveAsDownloads(files);
+    }
+  } catch (err) {
+    if (err && err.name === 'AbortError') return; // the user closed the picker
+    showError('Could not save the files', err);
+  }
+}
+
+function baseName(file) {
+  return safeFileName(String(file.name || file.path || '').split(/[/\\]/).pop());
+}
+
+async function fileBlob(file) {
+  return typeof file.blob === 'function' ? file.blob() : new Blob([await file.bytes()]);
+}
+
+async function saveWithPicker(file) {
+  const handle = await window.showSaveFilePicker({ suggestedName: baseName(file) });
+  const writable = await handle.createWritable();
+  const blob = await fileBlob(file);
+  await blob.stream().pipeTo(writable); // closes the file when done, aborts it on failure
+}
+
+async function saveToFolder(files) {
+  const root = await window.showDirectoryPicker({ mode: 'readwrite' });
+  for (const file of files) {
+    const parts = safePathParts(file.path || file.name);
+    let dir = root;
+    for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part, { create: true });
+    const handle = await dir.getFileHandle(parts[parts.length - 1], { create: true });
+    const writable = await handle.createWritable();
+    await (await fileBlob(file)).stream().pipeTo(writable);
+  }
+}
+
+async function saveAsDownloads(files) {
+  for (let i = 0; i < files.length; i += 1) {
+    if (i > 0) await sleep(SAVE_GAP_MS);
+    saveBlob(await fileBlob(files[i]), baseName(files[i]));
+  }
+}
+
+function saveBlob(blob, fileName) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 // ---- seed -----------------------------------------------------------------------------------
 
 async function seedFiles(fileList) {
   const files = Array.from(fileList);
   if (files.length === 0) return;
   clearError();
-  await ready;
   const run = ++state.seedRun;
   const status = $('seed-status');
   status.textContent = `Hashing ${plural(files.length, 'file')}…`;
   status.hidden = false;
-  let owner;
   let torrent;
   try {
-    owner = acquireOwner();
-    const options = files.length > 1 ? { name: multiFileName(files.map((f) => f.name)) } : {};
-    torrent = await owner.client.seed(files, options);
+    const client = await getClient();
+    const options = newTorrentOptions();
+    if (files.length > 1) options.name = multiFileName(files.map((f) => f.name));
+    torrent = await client.seed(files, options);
   } catch (err) {
     if (run === state.seedRun) status.hidden = true;
     showError('Could not seed the files', err);
     return;
   }
-  owner.torrents.add(torrent);
-  state.seeds.push({ torrent, owner });
+  addToLibrary(torrent, { first: true });
+  refreshStorage();
   if (run === state.seedRun) {
     status.hidden = true;
     showSeed(torrent);
@@ -273,6 +337,7 @@ async function seedFiles(fileList) {
 }
 
 function showSeed(torrent) {
+  state.seed = torrent;
   const name = torrent.name || torrent.infoHash || 'seed';
   $('seed-name').textContent = name;
   const magnet = $('seed-magnet');
@@ -296,33 +361,54 @@ function showSeed(torrent) {
   renderSeed();
 }
 
-function renderSeed() {
-  const seed = state.seeds[state.seeds.length - 1];
-  if (!seed || $('seed-details').hidden) return;
-  const stats = readStats(seed.torrent);
-  $('seed-stats').textContent =
-    `Uploaded ${formatBytes(stats.uploaded ?? 0)} · ${formatSpeed(stats.uploadSpeed ?? 0)} · ` +
-    `${plural(Number(stats.numPeers ?? 0), 'peer')}`;
+function hideSeed() {
+  state.seed = null;
+  $('seed-details').hidden = true;
+  if (state.seedUrl) URL.revokeObjectURL(state.seedUrl);
+  state.seedUrl = null;
 }
 
-async function copyMagnet() {
+function renderSeed() {
+  const t = state.seed;
+  if (!t || $('seed-details').hidden) return;
+  const stats = readStats(t);
+  const paused = stats.paused ? ' · paused' : '';
+  setText($('seed-stats'),
+    `Uploaded ${formatBytes(stats.uploaded ?? 0)} · ${formatSpeed(stats.uploadSpeed ?? 0)} · ` +
+    `${plural(Number(stats.numPeers ?? 0), 'peer')}${paused}`);
+}
+
+async function copySeedMagnet() {
   const field = $('seed-magnet');
-  const button = $('seed-copy');
-  let copied = false;
+  const copied = await copyText(field.value, field);
+  flashLabel($('seed-copy'), copied ? 'Copied' : 'Selected: press Ctrl+C to copy');
+}
+
+/** Clipboard API, else select `field` (or a temporary one) and execCommand('copy'). */
+async function copyText(text, field) {
   try {
-    await navigator.clipboard.writeText(field.value);
-    copied = true;
+    await navigator.clipboard.writeText(text);
+    return true;
   } catch {
     // No clipboard API (insecure origin) or no permission: select the text instead.
-    field.focus();
-    field.select();
-    try {
-      copied = document.execCommand('copy');
-    } catch {
-      copied = false;
-    }
   }
-  flashLabel(button, copied ? 'Copied' : 'Selected: press Ctrl+C to copy');
+  const temporary = !field;
+  const box = field || Object.assign(document.createElement('textarea'), { value: text });
+  if (temporary) {
+    box.setAttribute('readonly', '');
+    box.className = 'offscreen';
+    document.body.append(box);
+  }
+  box.focus();
+  box.select();
+  let copied = false;
+  try {
+    copied = document.execCommand('copy');
+  } catch {
+    copied = false;
+  }
+  if (temporary) box.remove();
+  return copied;
 }
 
 function flashLabel(button, text) {
@@ -332,15 +418,249 @@ function flashLabel(button, text) {
   button.dataset.timer = String(
     setTimeout(() => {
       button.textContent = button.dataset.label;
+      delete button.dataset.label;
     }, 2000),
   );
 }
 
-// ---- display loop and status line ------------------------------------------------------------
+// ---- library --------------------------------------------------------------------------------
+// Every torrent of the client: restored at start, seeded or downloaded since. One row each.
 
-function activeCount() {
-  return state.seeds.length + (state.download && !state.download.shared ? 1 : 0);
+function addToLibrary(torrent, { first = false } = {}) {
+  const infoHash = torrent.infoHash;
+  const known = state.library.get(infoHash);
+  if (known) return known;
+  const entry = { torrent, infoHash, error: null, busy: false, els: null };
+  entry.els = libraryRow(entry);
+  state.library.set(infoHash, entry);
+  const list = $('library-list');
+  if (first) list.prepend(entry.els.item);
+  else list.append(entry.els.item);
+  if (typeof torrent.on === 'function') {
+    torrent.on('error', (err) => onTorrentError(entry, err));
+    torrent.on('metadata', () => renderEntry(entry));
+    torrent.on('done', () => renderEntry(entry));
+  }
+  renderEntry(entry);
+  renderLibraryEmpty();
+  renderStatus();
+  return entry;
 }
+
+function libraryRow(entry) {
+  const item = el('li', 'library-item');
+  item.dataset.infohash = entry.infoHash;
+  const name = el('h3', 'lib-name name');
+  name.id = `lib-name-${entry.infoHash}`; // hex: a safe id
+  const stateBadge = el('span', 'lib-state');
+  const head = el('div', 'lib-head');
+  head.append(name, stateBadge);
+
+  const progress = el('progress', 'lib-progress');
+  progress.max = 1;
+  progress.value = 0;
+  progress.setAttribute('aria-label', 'Progress');
+
+  const stats = el('dl', 'stats lib-stats');
+  const stat = (label, className) => {
+    const dd = el('dd', className, '—');
+    const div = el('div');
+    div.append(el('dt', '', label), dd);
+    stats.append(div);
+    return dd;
+  };
+  const size = stat('Size', 'lib-size');
+  const percent = stat('Progress', 'lib-percent');
+  const ratio = stat('Ratio', 'lib-ratio');
+  const peers = stat('Peers', 'lib-peers');
+  const upload = stat('Upload', 'lib-upload');
+
+  const button = (className, text, handler, title) => {
+    const b = el('button', className, text);
+    b.type = 'button';
+    if (title) b.title = title;
+    b.addEventListener('click', () => handler(entry, b));
+    return b;
+  };
+  const pause = button('lib-pause secondary', 'Pause', togglePause);
+  const save = button('lib-save', 'Save', saveEntry, 'Save the file(s) to disk');
+  const copy = button('lib-copy secondary', 'Copy magnet', copyEntryMagnet);
+  const recheck = button('lib-recheck secondary', 'Re-check', recheckEntry,
+    'Hash every stored piece again; damaged ones are downloaded again');
+  const remove = button('lib-remove danger', 'Remove', removeEntry,
+    'Stop this torrent and delete it from browser storage');
+  const actions = el('div', 'row lib-actions');
+  actions.setAttribute('role', 'group');
+  actions.setAttribute('aria-labelledby', name.id); // "Pause" of which torrent
+  actions.append(pause, save, copy, recheck, remove);
+
+  const body = el('div', 'lib-body');
+  body.append(stats, actions);
+
+  const note = el('p', 'lib-note');
+  note.hidden = true;
+  note.setAttribute('role', 'status');
+
+  item.append(head, progress, body, note);
+  return { item, name, state: stateBadge, progress, size, percent, ratio, peers, upload, pause, save, copy, recheck, remove, note };
+}
+
+function renderEntry(entry) {
+  const { torrent: t, els } = entry;
+  if (!state.library.has(entry.infoHash)) return;
+  const stats = readStats(t);
+  const length = t.length ?? undefined; // undefined until the metadata is known
+  const hasMetadata = length !== undefined && length !== null;
+  const progress = Math.min(Math.max(Number(stats.progress ?? t.progress) || 0, 0), 1);
+  const paused = Boolean(stats.paused ?? t.paused);
+  const label = stateLabel({ error: entry.error, paused, progress, hasMetadata });
+  const complete = hasMetadata && progress >= 1;
+
+  setText(els.name, t.name || t.infoHash);
+  setText(els.state, label.text);
+  els.state.className = `lib-state state-${label.kind}`;
+  els.item.dataset.state = label.kind;
+  if (els.progress.value !== progress) els.progress.value = progress;
+  setText(els.size, hasMetadata ? formatBytes(length) : '—');
+  setText(els.percent, hasMetadata ? formatPercent(progress) : '—');
+  setText(els.ratio, formatRatio(stats.uploaded, hasMetadata ? length : stats.length));
+  setText(els.peers, String(Number(stats.numPeers ?? 0)));
+  setText(els.upload, formatSpeed(stats.uploadSpeed ?? 0));
+  setText(els.pause, paused ? 'Resume' : 'Pause');
+  els.pause.disabled = entry.busy;
+  els.save.disabled = entry.busy || !complete;
+  els.recheck.disabled = entry.busy || !hasMetadata;
+  els.remove.disabled = entry.removing === true;
+}
+
+function renderLibrary() {
+  for (const entry of state.library.values()) renderEntry(entry);
+}
+
+function renderLibraryEmpty() {
+  const empty = $('library-empty');
+  empty.hidden = state.library.size > 0;
+}
+
+function setNote(entry, text, kind = '') {
+  const { note } = entry.els;
+  note.textContent = text;
+  note.className = kind ? `lib-note ${kind}` : 'lib-note';
+  note.hidden = !text;
+}
+
+function entryName(entry) {
+  return entry.torrent.name || entry.infoHash;
+}
+
+function togglePause(entry) {
+  const t = entry.torrent;
+  try {
+    if (t.paused) {
+      t.resume();
+      if (entry.error) {
+        entry.error = null;
+        setNote(entry, '');
+        clearError(entry.infoHash);
+      }
+    } else {
+      t.pause();
+    }
+  } catch (err) {
+    showError(`Could not ${t.paused ? 'resume' : 'pause'} "${entryName(entry)}"`, err);
+  }
+  renderEntry(entry);
+  if (state.download?.infoHash === entry.infoHash) renderDownload();
+}
+
+async function saveEntry(entry) {
+  entry.busy = true;
+  renderEntry(entry);
+  try {
+    await saveTorrent(entry.torrent);
+  } finally {
+    entry.busy = false;
+    renderEntry(entry);
+  }
+}
+
+async function copyEntryMagnet(entry, button) {
+  const copied = await copyText(entry.torrent.magnetURI);
+  if (copied) flashLabel(button, 'Copied');
+  else window.prompt('Copy this magnet link:', entry.torrent.magnetURI);
+}
+
+async function recheckEntry(entry) {
+  entry.busy = true;
+  setNote(entry, 'Re-checking every stored piece…');
+  renderEntry(entry);
+  try {
+    const damaged = await entry.torrent.recheck();
+    setNote(entry, recheckText(damaged), Number(damaged) > 0 ? 'warn' : 'ok');
+  } catch (err) {
+    setNote(entry, `Re-check failed: ${errorText(err)}`, 'warn');
+  } finally {
+    entry.busy = false;
+    renderEntry(entry);
+  }
+}
+
+async function removeEntry(entry) {
+  const name = entryName(entry);
+  const sure = window.confirm(
+    `Remove "${name}"?\n\nIt stops seeding and its data is deleted from this browser's storage.`,
+  );
+  if (!sure || !state.library.has(entry.infoHash)) return;
+  entry.removing = true;
+  // Forget it everywhere first, so the torrent stopping is not reported as a failed download.
+  state.library.delete(entry.infoHash);
+  entry.els.item.remove();
+  if (state.download?.infoHash === entry.infoHash) hideDownload();
+  if (state.seed && state.seed.infoHash === entry.infoHash) hideSeed();
+  clearError(entry.infoHash);
+  renderLibraryEmpty();
+  renderStatus();
+  try {
+    await entry.torrent.remove();
+  } catch (err) {
+    showError(`Could not free the storage of "${name}"`, err);
+  }
+  refreshStorage();
+}
+
+function onTorrentError(entry, err) {
+  const message = errorText(err);
+  entry.error = message;
+  console.warn('torrent error', entry.infoHash, message);
+  if (!state.library.has(entry.infoHash)) return;
+  showErrorText(storageErrorText(entryName(entry), message), entry.infoHash);
+  setNote(entry, message, 'warn');
+  renderEntry(entry);
+  if (state.download?.infoHash === entry.infoHash) renderDownload();
+  refreshStorage();
+}
+
+// ---- storage line ---------------------------------------------------------------------------
+
+async function refreshStorage() {
+  const client = state.client;
+  if (!client || state.storageBusy) return;
+  state.storageBusy = true;
+  const line = $('storage');
+  try {
+    const estimate = await client.storageEstimate();
+    setText(line, storageLine(estimate));
+    line.dataset.backend = estimate.backend;
+    line.dataset.usage = String(Number(estimate.usage) || 0);
+    line.classList.toggle('warn', estimate.backend === 'memory');
+  } catch (err) {
+    setText(line, `Storage: unknown (${errorText(err)})`);
+  } finally {
+    state.storageBusy = false;
+  }
+}
+
+// ---- display loop and status line ------------------------------------------------------------
 
 function startTicker() {
   renderStatus();
@@ -350,8 +670,7 @@ function startTicker() {
 function tick() {
   renderDownload();
   renderSeed();
-  renderStatus();
-  if (activeCount() === 0) {
+  if (!state.download && !state.seed) {
     clearInterval(state.ticker);
     state.ticker = 0;
   }
@@ -359,7 +678,8 @@ function tick() {
 
 function renderStatus() {
   const trackers = state.trackers.length ? state.trackers.join(', ') : 'none';
-  $('status').textContent = `Trackers: ${trackers} · ${plural(activeCount(), 'active torrent')}`;
+  setText($('status'),
+    `Trackers: ${trackers} · ${plural(state.library.size, 'torrent')} in the library`);
 }
 
 function readStats(torrent) {
@@ -376,6 +696,19 @@ function readFiles(torrent) {
   } catch {
     return [];
   }
+}
+
+/** A new element with an optional class and text (textContent: never parsed as HTML). */
+function el(tag, className = '', text = '') {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+/** Sets textContent only when it changes (keeps text selections and screen readers calm). */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function sleep(ms) {
@@ -430,12 +763,44 @@ function onSeedDrop(data) {
 
 const configLoaded = loadConfig(); // start fetching before the DOM is ready
 
-async function init() {
+/** Config, then the Client; resolves once the client exists (`ready`). */
+async function startClient() {
   const config = await configLoaded;
   state.iceServers = pickIceServers(config);
   const field = $('trackers-input');
   if (!field.value.trim()) field.value = pickTrackers(config, window.location).join('\n');
   readTrackers();
+  try {
+    state.client = new Client({ trackers: state.trackers, iceServers: state.iceServers });
+  } catch (err) {
+    showError('seedtab could not start', err);
+  }
+}
+
+/** Brings back every torrent kept in this browser, then keeps the library and storage line fresh. */
+async function restoreLibrary() {
+  await ready;
+  const client = state.client;
+  if (!client) {
+    $('library-loading').hidden = true;
+    renderLibraryEmpty();
+    setText($('storage'), 'Storage: unavailable');
+    return;
+  }
+  // Ask once not to be evicted under storage pressure; the storage line shows the answer.
+  client.persist().catch((err) => console.warn('persist() failed', err)).finally(refreshStorage);
+  let restored = [];
+  try {
+    restored = await client.restore();
+  } catch (err) {
+    showError('Could not open the torrents kept in this browser', err);
+  }
+  for (const torrent of restored) addToLibrary(torrent);
+  $('library-loading').hidden = true;
+  renderLibraryEmpty();
+  refreshStorage();
+  setInterval(renderLibrary, LIBRARY_MS);
+  setInterval(refreshStorage, STORAGE_MS);
 }
 
 function wire() {
@@ -448,13 +813,13 @@ function wire() {
     event.target.value = ''; // picking the same file again still fires change
     if (file) openTorrentFile(file);
   });
-  $('download-save').addEventListener('click', saveFiles);
+  $('download-save').addEventListener('click', saveDownload);
   $('seed-input').addEventListener('change', (event) => {
     const files = Array.from(event.target.files);
     event.target.value = '';
     seedFiles(files);
   });
-  $('seed-copy').addEventListener('click', copyMagnet);
+  $('seed-copy').addEventListener('click', copySeedMagnet);
   $('trackers-input').addEventListener('input', readTrackers);
   dropZone($('download-drop'), onDownloadDrop);
   dropZone($('seed-drop'), onSeedDrop);
@@ -473,11 +838,16 @@ function wire() {
   }
 }
 
-let ready; // resolves once the config is in; actions wait for it
+let ready; // resolves once the Client is made
+let restored; // resolves once the stored torrents are back; actions wait for it
 
 function main() {
-  ready = init();
+  ready = startClient();
+  restored = restoreLibrary().catch((err) => showError('seedtab could not start', err));
   wire();
+  restored.finally(() => {
+    document.body.dataset.ready = 'true'; // for tests: the library shows what storage held
+  });
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', main);

@@ -685,11 +685,17 @@ impl Torrent {
 
     /// Goes on after `pause()`, or after storage ran out and space was freed.
     pub fn resume(&self) {
-        {
+        let retry_create = {
             let mut t = self.inner.borrow_mut();
             t.user_paused = false;
             t.last_error = None;
             t.session.set_paused(false);
+            // Storing the torrent itself failed (no room): try again now.
+            t.session.metainfo().is_some() && t.persist.as_ref().is_some_and(|p| !p.created)
+        };
+        if retry_create {
+            let t = self.inner.clone();
+            wasm_bindgen_futures::spawn_local(async move { persist::create_entry(&t).await });
         }
         persist::save_state(&self.inner);
         torrent::drive(&self.inner);

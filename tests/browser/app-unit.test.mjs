@@ -19,6 +19,15 @@ import {
   plural,
   safeFileName,
 } from '../../www/app/format.mjs';
+import {
+  formatRatio,
+  recheckText,
+  safePathParts,
+  stateLabel,
+  storageErrorText,
+  storageLine,
+  usePicker,
+} from '../../www/app/library.mjs';
 
 test('escapeHtml escapes markup and quotes', () => {
   assert.equal(escapeHtml('<img src=x onerror="alert(1)">'), '&lt;img src=x onerror=&quot;alert(1)&quot;&gt;');
@@ -166,4 +175,90 @@ test('loadConfig returns the JSON body, or {} on any failure', async () => {
   assert.deepEqual(await loadConfig(async () => { throw new TypeError('Failed to fetch'); }), {});
   assert.deepEqual(await loadConfig(async () => ({ ok: true, json: async () => { throw new SyntaxError('bad'); } })), {});
   assert.deepEqual(await loadConfig(async () => ({ ok: true, json: async () => [1, 2] })), {});
+});
+
+test('formatRatio is uploaded / size with 2 decimals', () => {
+  assert.equal(formatRatio(0, 1000), '0.00');
+  assert.equal(formatRatio(1000, 1000), '1.00');
+  assert.equal(formatRatio(2500, 1000), '2.50');
+  assert.equal(formatRatio(1, 3), '0.33');
+  assert.equal(formatRatio(2, 3), '0.67');
+  assert.equal(formatRatio(123_456_789, 1000), '123456.79');
+  assert.equal(formatRatio(10n, 4n), '2.50'); // BigInt from wasm
+  assert.equal(formatRatio(undefined, 1000), '0.00');
+  assert.equal(formatRatio(-5, 1000), '0.00');
+  assert.equal(formatRatio(100, 0), '—'); // size unknown (no metadata yet)
+  assert.equal(formatRatio(100, undefined), '—');
+  assert.equal(formatRatio(100, NaN), '—');
+});
+
+test('stateLabel: error over paused over the rest', () => {
+  assert.deepEqual(stateLabel({ progress: 1 }), { kind: 'seeding', text: 'Seeding' });
+  assert.deepEqual(stateLabel({ progress: 0.425 }), { kind: 'downloading', text: 'Downloading 42%' });
+  assert.deepEqual(stateLabel({ progress: 0.999 }), { kind: 'downloading', text: 'Downloading 99%' });
+  assert.deepEqual(stateLabel({ progress: 0 }), { kind: 'downloading', text: 'Downloading 0%' });
+  assert.deepEqual(stateLabel({ hasMetadata: false }), { kind: 'metadata', text: 'Fetching metadata…' });
+  assert.deepEqual(stateLabel({ paused: true, progress: 1 }), { kind: 'paused', text: 'Paused' });
+  assert.deepEqual(stateLabel({ paused: true, progress: 0.5 }), { kind: 'paused', text: 'Paused at 50%' });
+  assert.deepEqual(stateLabel({ paused: true, hasMetadata: false }), { kind: 'paused', text: 'Paused' });
+  assert.deepEqual(stateLabel({ error: 'Storage failed', paused: true, progress: 0.2 }),
+    { kind: 'error', text: 'Error · paused' });
+  assert.deepEqual(stateLabel({ error: 'x', progress: 1 }), { kind: 'error', text: 'Error · paused' });
+  assert.deepEqual(stateLabel(), { kind: 'downloading', text: 'Downloading 0%' });
+  assert.deepEqual(stateLabel({ progress: NaN }), { kind: 'downloading', text: 'Downloading 0%' });
+});
+
+test('storageLine says backend, usage, quota and persistence', () => {
+  assert.equal(
+    storageLine({ backend: 'opfs', usage: 120_000_000, quota: 10_000_000_000, persisted: true }),
+    'Storage: OPFS, 120 MB used of 10 GB (persistent)',
+  );
+  assert.equal(
+    storageLine({ backend: 'idb', usage: 0, quota: 2e9, persisted: false, fallbackReason: 'no OPFS worker' }),
+    'Storage: IndexedDB (no OPFS worker), 0 B used of 2.0 GB (the browser may clear it when space runs low)',
+  );
+  assert.equal(storageLine({ backend: 'opfs', usage: 5, quota: 0, persisted: true }), 'Storage: OPFS, 5 B used (persistent)');
+  const memory = storageLine({ backend: 'memory', usage: 0, quota: 0, persisted: false });
+  assert.match(memory, /^Storage: memory only\. Pieces are not kept/);
+  assert.match(storageLine({ backend: 'memory', fallbackReason: 'private window' }), /^Storage: memory only \(private window\)\./);
+  assert.match(storageLine(undefined), /memory only/);
+});
+
+test('storageErrorText: full storage, another tab, other failures', () => {
+  const full = storageErrorText('movie.mkv',
+    'Storage failed, torrent paused: browser storage is full (QuotaExceededError: no space)');
+  assert.equal(full, 'Storage is full: "movie.mkv" could not be written. The torrent is paused; '
+    + 'free space (remove torrents from the Library) and press Resume.');
+  assert.match(storageErrorText('x', 'Storage failed, torrent paused: another tab is using this torrent\'s storage'),
+    /^Storage failed: "x" could not be written \(another tab is using this torrent's storage\)\. .*close the other seedtab tab/);
+  assert.equal(storageErrorText('x', 'Storage failed, torrent paused: disk on fire'),
+    'Storage failed: "x" could not be written (disk on fire). The torrent is paused; press Resume to try again.');
+  assert.match(storageErrorText('', ''), /^Storage failed: "a torrent" could not be written \(unknown error\)/);
+});
+
+test('recheckText', () => {
+  assert.equal(recheckText(0), 'Re-check: intact');
+  assert.equal(recheckText(1), 'Re-check: 1 damaged piece re-fetched');
+  assert.equal(recheckText(7), 'Re-check: 7 damaged pieces re-fetched');
+  assert.equal(recheckText(undefined), 'Re-check: intact');
+});
+
+test('usePicker: only when the browser has it and the page was not told otherwise', () => {
+  assert.equal(usePicker({ showSaveFilePicker() {} }), true);
+  assert.equal(usePicker({ showSaveFilePicker() {}, __seedtabNoPicker: true }), false);
+  assert.equal(usePicker({}), false);
+  assert.equal(usePicker(undefined), false);
+  assert.equal(usePicker({ showDirectoryPicker() {} }, 'showDirectoryPicker'), true);
+  assert.equal(usePicker({ showSaveFilePicker() {} }, 'showDirectoryPicker'), false);
+});
+
+test('safePathParts keeps folders but never leaves the picked folder', () => {
+  assert.deepEqual(safePathParts('album/cd1/track 01.flac'), ['album', 'cd1', 'track 01.flac']);
+  assert.deepEqual(safePathParts('../../etc/passwd'), ['etc', 'passwd']);
+  assert.deepEqual(safePathParts('a\\..\\b.txt'), ['a', 'b.txt']);
+  assert.deepEqual(safePathParts('/abs/./x'), ['abs', 'x']);
+  assert.deepEqual(safePathParts('dir/evil\u202Etxt.exe'), ['dir', 'eviltxt.exe']);
+  assert.deepEqual(safePathParts('dir/...'), ['dir', '_']);
+  assert.deepEqual(safePathParts(''), ['download']);
+  assert.deepEqual(safePathParts(undefined), ['download']);
 });

@@ -1,12 +1,15 @@
 // The web app (www/index.html + www/app.js), driven the way a person uses it:
 // pick files to seed, copy the magnet link, paste it in another tab, save the download.
-// Also: bad input shows a clear error and the page keeps working.
+// Also: bad input shows a clear error and the page keeps working; the Library keeps torrents
+// across reloads (seeding again without hashing, magnet copied from its row, Save, Pause/Resume,
+// Re-check, Remove freeing storage); a full storage quota shows the message and Resume goes on.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { launchBrowser, log, openPage, startServer } from './harness.mjs';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, launchBrowser, log, openPage, startServer, tempDir } from './harness.mjs';
 
 const TEST_TIMEOUT = 120_000;
 
@@ -23,18 +26,34 @@ after(async () => {
   await server?.stop();
 });
 
-/** A new tab (own context: own storage) on the web app, once the app has wired its controls. */
-async function openApp(name) {
-  const context = await browser.newContext({
+/**
+ * A new tab on the web app, once it has made its client and listed what storage holds
+ * (body[data-ready]). Its own context (own storage) unless `context` is given. Dialogs
+ * (Remove's confirm) are answered with `tab.confirm` (true unless a test changes it).
+ * Save never opens the File System Access picker here (a headless picker waits forever):
+ * window.__seedtabNoPicker makes the page use <a download>, which playwright records.
+ */
+async function openApp(name, context) {
+  const ctx = context || await browser.newContext({
     acceptDownloads: true,
     permissions: ['clipboard-read', 'clipboard-write'],
   });
-  const page = await openPage(browser, server.url, { name, context });
-  // app.js runs after the wasm module loaded; it fills the tracker list once it is set up.
-  await page.waitForFunction(() => document.documentElement.dataset.ready === 'true'
-    || document.body.dataset.ready === 'true'
-    || (document.getElementById('trackers-input')?.value || '').trim() !== '', null, { timeout: 30_000 });
-  return { page, context };
+  await ctx.addInitScript(() => { window.__seedtabNoPicker = true; });
+  const page = await openPage(browser, null, { name, context: ctx });
+  const tab = { page, context: ctx, confirm: true, dialogs: [] };
+  page.on('dialog', (dialog) => {
+    tab.dialogs.push(dialog.message());
+    if (dialog.type() === 'confirm' && !tab.confirm) dialog.dismiss();
+    else dialog.accept();
+  });
+  await page.goto(server.url, { waitUntil: 'load' });
+  await waitReady(page);
+  return tab;
+}
+
+/** Waits until app.js has made its client and the library shows what storage holds. */
+async function waitReady(page) {
+  await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 30_000 });
 }
 
 /** Seed `buffer` as `fileName` from the Seed panel; returns the magnet link it shows. */
@@ -158,5 +177,227 @@ test('bad magnet link and bad .torrent show an error, then a good link still wor
     } finally {
       await seeder.context.close();
       await tab.context.close();
+    }
+  });
+
+// ---- library --------------------------------------------------------------------------------
+
+const MiB = 1024 * 1024;
+
+function infoHashOf(magnet) {
+  const m = /xt=urn:btih:([0-9a-fA-F]{40})/.exec(magnet);
+  assert.ok(m, `a hex info-hash in ${magnet}`);
+  return m[1].toLowerCase();
+}
+
+/** The library row of a torrent. */
+function libraryRow(page, infoHash) {
+  return page.locator(`#library .library-item[data-infohash="${infoHash}"]`);
+}
+
+/** Waits until the row's state label matches `re`; returns the label. */
+async function waitRowState(page, infoHash, re, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let text = '';
+  for (;;) {
+    const row = libraryRow(page, infoHash);
+    text = (await row.count()) ? ((await row.locator('.lib-state').textContent()) || '').trim() : '(no row)';
+    if (re.test(text)) return text;
+    if (Date.now() > deadline) assert.fail(`library row ${infoHash.slice(0, 8)}: state ${JSON.stringify(text)}, want ${re}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/** Clicks the row's Save and returns { name, bytes } of the download it makes. */
+async function saveFromRow(page, infoHash) {
+  const button = libraryRow(page, infoHash).locator('.lib-save');
+  assert.ok(await button.isEnabled(), 'Save is enabled for a complete torrent');
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 30_000 }),
+    button.click(),
+  ]);
+  return { name: download.suggestedFilename(), bytes: fs.readFileSync(await download.path()) };
+}
+
+/** Bytes of browser storage in use, as the storage line last read them. */
+async function storageUsage(page) {
+  return page.$eval('#storage', (el) => Number(el.dataset.usage ?? NaN));
+}
+
+/** Polls `read()` until `ok(value)`, up to `timeoutMs`; returns the last value. */
+async function pollUntil(page, read, ok, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value) || Date.now() > deadline) return value;
+    await page.waitForTimeout(200);
+  }
+}
+
+test('the library keeps a seed across a reload, and a second tab downloads it from the row\'s magnet link',
+  { timeout: TEST_TIMEOUT }, async () => {
+    const data = crypto.randomBytes(1536 * 1024 + 123);
+    const seeder = await openApp('lib:A');
+    const leecher = await openApp('lib:B');
+    try {
+      const magnet = await seedThroughUi(seeder.page, 'library.bin', data);
+      const ih = infoHashOf(magnet);
+      await waitRowState(seeder.page, ih, /^Seeding$/);
+      assert.match(await seeder.page.textContent('#storage'), /^Storage: (OPFS|IndexedDB), /);
+
+      // A reload: the library lists it as seeding, complete, without the files being picked
+      // (or hashed) again.
+      const t0 = Date.now();
+      await seeder.page.reload({ waitUntil: 'load' });
+      await waitReady(seeder.page);
+      await waitRowState(seeder.page, ih, /^Seeding$/, 10_000);
+      log(`[lib:A] after reload: seeding again in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+      const row = libraryRow(seeder.page, ih);
+      assert.equal(await seeder.page.locator('#library .library-item').count(), 1, 'one row');
+      assert.equal(await row.locator('.lib-name').textContent(), 'library.bin');
+      assert.equal(await row.locator('.lib-size').textContent(), '1.6 MB');
+      assert.equal(await row.locator('.lib-percent').textContent(), '100%');
+      assert.equal(await row.locator('.lib-ratio').textContent(), '0.00');
+      assert.equal(await row.locator('.lib-pause').textContent(), 'Pause');
+      assert.ok(await seeder.page.locator('#seed-status').isHidden(), 'no "Hashing…" after the reload');
+      assert.equal(await visibleError(seeder.page), '', 'no error after the reload');
+
+      await row.locator('.lib-copy').click();
+      const copied = (await seeder.page.evaluate(() => navigator.clipboard.readText())).trim();
+      log(`[lib:A] copied from the library: ${copied}`);
+      assert.ok(copied.startsWith(`magnet:?xt=urn:btih:${ih}`), 'the row copies the torrent\'s magnet link');
+      assert.equal(await row.locator('.lib-copy').textContent(), 'Copied');
+
+      const secs = await downloadThroughUi(leecher.page, copied, 'lib:B');
+      log(`TRANSFER webapp library 1.5MB: ${secs.toFixed(2)} s (restored seed, paste to Done)`);
+      await waitRowState(leecher.page, ih, /^Seeding$/, 10_000);
+
+      // The seeder's ratio counts what it uploaded.
+      const ratio = await pollUntil(seeder.page,
+        () => row.locator('.lib-ratio').textContent(), (r) => Number(r) >= 0.99, 5000);
+      log(`[lib:A] ratio after the download: ${ratio}`);
+      assert.ok(Number(ratio) >= 0.99, `ratio ${ratio} counts the upload`);
+
+      // Save from the library, in both tabs: the downloader's stored copy and the restored seed.
+      for (const [tab, label] of [[leecher, 'lib:B'], [seeder, 'lib:A']]) {
+        const saved = await saveFromRow(tab.page, ih);
+        log(`[${label}] library Save: ${saved.name} (${saved.bytes.length} bytes)`);
+        assert.equal(saved.name, 'library.bin');
+        assert.ok(saved.bytes.equals(data), `[${label}] the saved file has the seeded bytes`);
+      }
+      assert.equal(await visibleError(leecher.page), '', 'no error shown');
+    } finally {
+      await seeder.context.close();
+      await leecher.context.close();
+    }
+  });
+
+test('library: Pause/Resume (kept across a reload), Re-check, and Remove frees the storage',
+  { timeout: TEST_TIMEOUT }, async () => {
+    const data = crypto.randomBytes(2 * MiB);
+    const tab = await openApp('lib:C');
+    const { page } = tab;
+    try {
+      const ih = infoHashOf(await seedThroughUi(page, 'pause-me.bin', data));
+      const row = libraryRow(page, ih);
+      await waitRowState(page, ih, /^Seeding$/);
+
+      await row.locator('.lib-pause').click();
+      await waitRowState(page, ih, /^Paused$/, 5000);
+      assert.equal(await row.locator('.lib-pause').textContent(), 'Resume');
+      await page.reload({ waitUntil: 'load' });
+      await waitReady(page);
+      await waitRowState(page, ih, /^Paused$/, 10_000);
+      log('[lib:C] still paused after a reload');
+      await row.locator('.lib-pause').click();
+      await waitRowState(page, ih, /^Seeding$/, 5000);
+      assert.equal(await row.locator('.lib-pause').textContent(), 'Pause');
+
+      await row.locator('.lib-recheck').click();
+      const note = row.locator('.lib-note');
+      await pollUntil(page, () => note.textContent(), (t) => t.includes('intact'), 30_000);
+      assert.equal(await note.textContent(), 'Re-check: intact');
+
+      const before = await pollUntil(page, () => storageUsage(page), (u) => u >= data.length, 15_000);
+      log(`[lib:C] storage line: ${await page.textContent('#storage')} (usage ${before})`);
+      assert.ok(before >= data.length, `storage usage ${before} counts the seeded file`);
+
+      tab.confirm = false; // "Cancel": nothing happens
+      await row.locator('.lib-remove').click();
+      await page.waitForTimeout(300);
+      assert.equal(await row.count(), 1, 'the row stays when Remove is cancelled');
+      tab.confirm = true;
+      await row.locator('.lib-remove').click();
+      await pollUntil(page, () => row.count(), (n) => n === 0, 5000);
+      assert.equal(await row.count(), 0, 'the row is gone');
+      assert.ok(tab.dialogs.every((m) => m.includes('pause-me.bin')), 'the question names the torrent');
+      assert.ok(await page.locator('#library-empty').isVisible(), 'the library says it is empty');
+      const afterRemove = await pollUntil(page, () => storageUsage(page), (u) => u < before - data.length / 2, 15_000);
+      log(`[lib:C] after Remove: ${await page.textContent('#storage')} (usage ${afterRemove})`);
+      assert.ok(afterRemove < before - data.length / 2, `storage usage went down (${before} -> ${afterRemove})`);
+
+      await page.reload({ waitUntil: 'load' });
+      await waitReady(page);
+      assert.equal(await page.locator('#library .library-item').count(), 0, 'nothing comes back after a reload');
+      assert.equal(await visibleError(page), '', 'no error shown');
+    } finally {
+      await tab.context.close();
+    }
+  });
+
+// The core reserves a download's whole length when its metadata arrives, so a small quota fails
+// there. After that failure, resume() does not retry the reservation (the download then stalls at
+// 0%) and a reload does not bring the torrent back: the "Resume goes on" part is a TODO of the
+// core (src/web/persist.rs create_entry), reported as such rather than failing this file.
+const RESUME_AFTER_FULL_TODO = false;
+
+test('a full storage quota pauses the download with a clear message and the row shows it',
+  { timeout: TEST_TIMEOUT }, async (t) => {
+    const data = crypto.randomBytes(3 * MiB);
+    const seeder = await openApp('quota:A');
+    // Quota overrides apply to real profiles only (not incognito contexts), so the downloader is
+    // a browser of its own on a temporary profile.
+    const profile = tempDir('seedtab-webapp-quota-');
+    const ctx = await chromium.launchPersistentContext(profile.dir, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000, acceptDownloads: true,
+    });
+    try {
+      const magnet = await seedThroughUi(seeder.page, 'too-big.bin', data);
+      const ih = infoHashOf(magnet);
+      const blank = ctx.pages()[0] || await ctx.newPage();
+      const cdp = await ctx.newCDPSession(blank);
+      const origin = new URL(server.url).origin;
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 1 * MiB });
+
+      const tab = await openApp('quota:B', ctx);
+      const { page } = tab;
+      await page.fill('#magnet-input', magnet);
+      await page.click('#magnet-add');
+      const message = await pollUntil(page, () => visibleError(page), (t) => t !== '', 60_000);
+      log(`[quota:B] #error: ${message}`);
+      assert.match(message, /^Storage is full: "too-big\.bin" could not be written\./);
+      assert.match(message, /The torrent is paused; free space .* and press Resume\.$/);
+      await waitRowState(page, ih, /^Error/, 5000);
+      const row = libraryRow(page, ih);
+      assert.equal(await row.locator('.lib-pause').textContent(), 'Resume');
+      assert.match(await row.locator('.lib-note').textContent(), /full/, 'the row keeps the browser\'s words');
+      assert.match(await page.textContent('#download-status'), /^Paused/);
+      assert.ok(await row.locator('.lib-save').isDisabled(), 'no Save while incomplete');
+
+      await t.test('Resume goes on once there is room', { todo: RESUME_AFTER_FULL_TODO }, async () => {
+        await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 512 * MiB }); // space freed
+        await row.locator('.lib-pause').click();
+        assert.equal(await visibleError(page), '', 'Resume clears the message');
+        await waitRowState(page, ih, /^(Downloading|Seeding)/, 5000);
+        const status = await pollUntil(page, () => page.textContent('#download-status'), (s) => s === 'Done', 20_000);
+        assert.equal(status, 'Done', 'the download finishes after Resume');
+        await waitRowState(page, ih, /^Seeding$/, 10_000);
+        const saved = await saveFromRow(page, ih);
+        assert.ok(saved.bytes.equals(data), 'the file saved after the pause has the seeded bytes');
+      });
+    } finally {
+      await ctx.close();
+      profile.cleanup();
+      await seeder.context.close();
     }
   });
