@@ -249,10 +249,16 @@ test('a big file moves with the wasm memory and JS heap staying small', { timeou
     chunkHashes.push(hash.digest('hex'));
   }
   fs.closeSync(fd);
-  const ctxA = await browser.newContext();
-  const ctxB = await browser.newContext();
+  // Real profiles on disk: an incognito context keeps OPFS in memory, with a small quota.
+  const profileA = tempDir('seedtab-bigA-');
+  const profileB = tempDir('seedtab-bigB-');
+  const launch = (dir) => chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, '--enable-precise-memory-info'], timeout: 60_000,
+  });
+  const ctxA = await launch(profileA.dir);
+  const ctxB = await launch(profileB.dir);
   try {
-    const a = await openHarness(browser, server, { name: 'big:A', context: ctxA });
+    const a = await openHarness(null, server, { name: 'big:A', context: ctxA });
     await a.evaluate(() => {
       const input = document.createElement('input');
       input.type = 'file';
@@ -266,7 +272,7 @@ test('a big file moves with the wasm memory and JS heap staying small', { timeou
       window.torrent = await client.seed([...document.getElementById('pick').files]);
       return { magnetURI: torrent.magnetURI, ms: performance.now() - t0, wasm: window.seedtab.__wasmMemoryBytes(), heap: performance.memory?.usedJSHeapSize };
     }, server.trackerUrl);
-    const b = await openHarness(browser, server, { name: 'big:B', context: ctxB });
+    const b = await openHarness(null, server, { name: 'big:B', context: ctxB });
     const got = await b.evaluate(async ({ url, magnet, chunk }) => {
       window.client = new window.seedtab.Client({ trackers: [url] });
       window.torrent = client.add(magnet);
@@ -294,5 +300,7 @@ test('a big file moves with the wasm memory and JS heap staying small', { timeou
     await ctxA.close();
     await ctxB.close();
     tmp.cleanup();
+    profileA.cleanup();
+    profileB.cleanup();
   }
 });
