@@ -269,6 +269,7 @@ async function rendererPid(tab) {
     for (const [pid, type] of chromiumProcesses()) if (type === 'renderer') out[pid] = threadTimes(pid).main || 0;
     return out;
   };
+  await new Promise((res) => setTimeout(res, 300)); // let freshly opened tabs settle
   const before = main();
   await ev(tab.page, () => { const t = performance.now(); while (performance.now() - t < 500) { /* burn */ } }, null, 10_000, 'burn');
   const after = main();
@@ -341,10 +342,12 @@ async function bareChannel(size) {
     }, { n: size, receiving: R === O }, STEP_MS, 'a: offer');
     const answer = await ev(N.page, async ({ offer, n, receiving }) => {
       window.pc = new RTCPeerConnection({ iceServers: [] });
+      let received;
+      window.recvP = new Promise((res) => { received = res; });
       window.dcP = new Promise((res) => {
         pc.ondatachannel = (e) => {
           window.dc = e.channel;
-          if (receiving) window.recvP = bench.rtc.receive(e.channel, n);
+          if (receiving) received(bench.rtc.receive(e.channel, n));
           res(e.channel);
         };
       });
