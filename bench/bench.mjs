@@ -44,6 +44,7 @@ const { values: opt } = parseArgs({
     verbose: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'wait-quiet': { type: 'string', default: '0' },
+    www: { type: 'string', default: 'www/dist' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -74,6 +75,7 @@ if (opt.help) {
   --out FILE           summary JSON (default bench/results/latest.json)
   --wait-quiet S       before each section wait up to S s until other jobs use < 0.15 cores
                        (a shared machine; default 0: do not wait)
+  --www DIR            the built web app to serve (default www/dist; another build for A/B tests)
   --verbose            show page consoles and server logs
   --profile            CPU-profile the seeder and downloader main threads in (b), (c) and start-up;
                        prints the top functions, writes .cpuprofile files next to --out
@@ -942,7 +944,7 @@ async function main() {
   }, budgetMs);
   watchdog.unref();
 
-  server = await startServer();
+  server = await startServer({ www: opt.www });
   wtTracker = await startWtTracker();
   browser = await launchBrowser();
   const chromium = browser.version();
@@ -974,7 +976,7 @@ async function main() {
     options: {
       mib: SIZE / MiB, runs: RUNS, only: [...ONLY], startupRuns: STARTUP_RUNS, startupBytes: STARTUP_SIZE, startupIdleMs: STARTUP_IDLE_MS,
       hashMiB: HASH_MIB, hashBufferMiB: HASH_BUF_MIB, pieceKiB: PIECE_KIB, downloaders: DOWNLOADERS,
-      wtTracker: opt['wt-tracker'], store: opt.store, wtIce: opt['wt-ice'],
+      wtTracker: opt['wt-tracker'], store: opt.store, wtIce: opt['wt-ice'], www: opt.www,
     },
     summary,
     targetsMet: met,
