@@ -381,6 +381,7 @@ async function bareChannel(size) {
     const ms = got.doneAt - sent.openAt;
     return {
       bytes: size, ms, mbps: mbps(size, ms), from: BARE_FROM, messageBytes: BARE_MSG, highWater: BARE_HIGH,
+      firstByteMs: got.firstAt - sent.openAt, queuedMs: sent.queuedAt - sent.openAt,
       connectMs, sha256Ok: true, cpu,
     };
   } finally {
@@ -824,7 +825,7 @@ function printRun(run) {
   const threads = (cpu) => { if (cpu && cpu.threads && cpu.threads.length) say(`  ${''.padEnd(8)}   cores by process (threads): ${threadText(cpu.threads)}`); };
   if (run.a) {
     if (run.a.error) err('a', 'bare data channel');
-    else row('a', `bare data channel, 2 tabs, ${mib} MiB`, `${fmt(run.a.mbps)} MB/s`, `connect ${fmt(run.a.connectMs, 0)} ms; from the ${run.a.from}, ${run.a.messageBytes / 1024} KiB messages, high-water ${run.a.highWater / 1024} KiB; SHA-256 ok; ${cpuText(run.a.cpu)}`);
+    else row('a', `bare data channel, 2 tabs, ${mib} MiB`, `${fmt(run.a.mbps)} MB/s`, `connect ${fmt(run.a.connectMs, 0)} ms; first byte after ${fmt(run.a.firstByteMs, 0)} ms, all queued after ${fmt(run.a.queuedMs, 0)} ms; from the ${run.a.from}, ${run.a.messageBytes / 1024} KiB messages, high-water ${run.a.highWater / 1024} KiB; SHA-256 ok; ${cpuText(run.a.cpu)}`);
     if (!run.a.error) threads(run.a.cpu);
   }
   for (const [k, what] of [['b', `WebTorrent ${WT_VERSION} tab -> tab`], ['c', 'seedtab tab -> tab']]) {
