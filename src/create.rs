@@ -412,19 +412,13 @@ fn common_folder(files: &[(Vec<String>, u64)]) -> Option<String> {
 }
 
 fn check_path(path: &[String]) -> Result<(), CreateError> {
-    if path.is_empty() {
-        return Err(CreateError::UnsafePath {
-            path: String::new(),
-            reason: "empty path",
-        });
-    }
-    for c in path {
-        check_component(c).map_err(|reason| CreateError::UnsafePath {
+    match crate::metainfo::unsafe_path_reason(path) {
+        Some(reason) => Err(CreateError::UnsafePath {
             path: path.join("/"),
             reason,
-        })?;
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Creates a torrent from in-memory files, for tests and small drops.

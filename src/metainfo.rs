@@ -446,20 +446,23 @@ pub fn check_component(c: &str) -> Result<(), &'static str> {
     }
 }
 
-fn check_path(path: &[String]) -> Result<(), MetainfoError> {
+/// Why a file path (its components) cannot be in a torrent, if it cannot: shared by parsing
+/// and by torrent creation.
+pub fn unsafe_path_reason(path: &[String]) -> Option<&'static str> {
     if path.is_empty() {
-        return Err(MetainfoError::UnsafePath {
-            path: String::new(),
-            reason: "empty path",
-        });
+        return Some("empty path");
     }
-    for c in path {
-        check_component(c).map_err(|reason| MetainfoError::UnsafePath {
+    path.iter().find_map(|c| check_component(c).err())
+}
+
+fn check_path(path: &[String]) -> Result<(), MetainfoError> {
+    match unsafe_path_reason(path) {
+        Some(reason) => Err(MetainfoError::UnsafePath {
             path: path.join("/"),
             reason,
-        })?;
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn length_field(v: Option<&Value>, field: &'static str) -> Result<u64, MetainfoError> {
