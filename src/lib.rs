@@ -11,6 +11,7 @@ pub mod engine;
 pub mod id;
 pub mod magnet;
 pub mod metainfo;
+pub mod receipt;
 pub mod rng;
 pub mod signal;
 pub mod store;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::WireError;
 use crate::bencode::{self, Limits, Value};
+use crate::receipt::ext as receipt_ext;
 
 /// Extension message id 0 is always the extended handshake.
 pub const EXTENDED_HANDSHAKE_ID: u8 = 0;
@@ -33,6 +34,18 @@ pub struct ExtendedHandshake {
     pub reqq: Option<u32>,
     /// The sender's listen port; meaningless over WebRTC, kept for completeness.
     pub p: Option<u16>,
+    /// The sender's reward key and receipt session (docs/receipts.md), when it speaks
+    /// `seedtab_receipt`. Both or neither: one without the other is read as neither.
+    pub reward: Option<RewardFields>,
+}
+
+/// What a receipt-capable peer adds to its extended handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewardFields {
+    /// Its Ed25519 public key.
+    pub key: [u8; 32],
+    /// The session id of receipts it signs for bytes it receives on this connection.
+    pub session: [u8; 16],
 }
 
 /// Bounds for decoding extension payloads: small, flat dicts in practice.
@@ -96,6 +109,7 @@ impl ExtendedHandshake {
             p: v.get_int(b"p")
                 .and_then(|n| u16::try_from(n).ok())
                 .filter(|&p| p != 0),
+            reward: reward_fields(&v),
         })
     }
 
@@ -112,9 +126,32 @@ impl ExtendedHandshake {
             .insert_opt("v", self.v.as_deref())
             .insert_opt("reqq", self.reqq.map(i64::from))
             .insert_opt("p", self.p.map(i64::from))
+            .insert_opt(
+                receipt_ext::HANDSHAKE_KEY,
+                self.reward.map(|r| Value::bytes(r.key.to_vec())),
+            )
+            .insert_opt(
+                receipt_ext::HANDSHAKE_SESSION,
+                self.reward.map(|r| Value::bytes(r.session.to_vec())),
+            )
             .build()
             .encode()
     }
+
+    /// The id the sender wants its receipts under, if it speaks `seedtab_receipt` and sent a key.
+    pub fn receipt_id(&self) -> Option<u8> {
+        self.reward?;
+        self.m.get(receipt_ext::EXT_NAME).copied()
+    }
+}
+
+fn reward_fields(v: &Value) -> Option<RewardFields> {
+    let key = v.get_bytes(receipt_ext::HANDSHAKE_KEY.as_bytes())?;
+    let session = v.get_bytes(receipt_ext::HANDSHAKE_SESSION.as_bytes())?;
+    Some(RewardFields {
+        key: key.try_into().ok()?,
+        session: session.try_into().ok()?,
+    })
 }
 
 pub(super) fn saturating_i64(n: u64) -> i64 {
@@ -142,11 +179,27 @@ mod tests {
             v: Some("µTorrent 3.5".into()),
             reqq: Some(u32::MAX),
             p: Some(65535),
+            reward: Some(RewardFields {
+                key: [0xee; 32],
+                session: [0x5a; 16],
+            }),
             ..Default::default()
         };
         h.m.insert("ut_pex".into(), 2);
+        h.m.insert(receipt_ext::EXT_NAME.into(), 7);
         h.m.insert("ut_metadata".into(), 255);
-        assert_eq!(ExtendedHandshake::decode(&h.encode()), Ok(h));
+        assert_eq!(ExtendedHandshake::decode(&h.encode()), Ok(h.clone()));
+        assert_eq!(h.receipt_id(), Some(7));
+        // A key of the wrong length is as good as none.
+        let mut bad = h.clone();
+        bad.reward = None;
+        let short = [
+            &bad.encode()[..bad.encode().len() - 1],
+            b"11:seedtab_key3:abc11:seedtab_sid16:0123456789abcdefe",
+        ]
+        .concat();
+        assert_eq!(ExtendedHandshake::decode(&short).unwrap().reward, None);
+        assert_eq!(bad.receipt_id(), None);
         let empty = ExtendedHandshake::default();
         assert_eq!(empty.encode(), b"d1:mdee");
         assert_eq!(ExtendedHandshake::decode(&empty.encode()), Ok(empty));

@@ -15,7 +15,7 @@ use std::fmt;
 
 pub use decoder::{Decoder, Frame, DEFAULT_MAX_MESSAGE_LEN};
 pub use extended::{
-    ExtendedHandshake, EXTENDED_HANDSHAKE_ID, UT_METADATA_LOCAL_ID, UT_METADATA_NAME,
+    ExtendedHandshake, RewardFields, EXTENDED_HANDSHAKE_ID, UT_METADATA_LOCAL_ID, UT_METADATA_NAME,
 };
 pub use handshake::{Handshake, HANDSHAKE_LEN, PROTOCOL_STRING};
 pub use message::{encode_piece_header, BlockRef, Message, PIECE_HEADER_LEN};
