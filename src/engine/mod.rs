@@ -8,6 +8,7 @@ mod choker;
 mod peer;
 mod picker;
 mod rate;
+mod rewards;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
@@ -17,6 +18,7 @@ use sha1::{Digest, Sha1};
 use crate::bitfield::Bitfield;
 use crate::id::{InfoHash, PeerId};
 use crate::metainfo::Metainfo;
+use crate::receipt::{Receipt, SignedReceipt};
 use crate::rng::Rng;
 use crate::store::{MemoryStore, PieceStore};
 use crate::wire::{
@@ -27,6 +29,7 @@ use crate::wire::{
 use peer::{EarlyHave, Peer};
 use picker::Picker;
 pub use rate::RateMeter;
+pub use rewards::RewardConfig;
 
 /// Pieces read ahead from external storage for one peer's queued requests.
 const PREFETCH_PIECES: usize = 4;
@@ -143,6 +146,18 @@ pub enum Event {
         piece: u32,
         reason: String,
     },
+    /// Rewards: sign `receipt.signing_message()` with our reward key and call
+    /// `receipt_signed` (with `None` if signing failed).
+    SignReceipt {
+        key: PeerKey,
+        receipt: Receipt,
+    },
+    /// Rewards: this peer signed a valid receipt for bytes we uploaded to it. It replaces the
+    /// previous one of the same session; the driver keeps it for the ledger.
+    ReceiptReceived {
+        key: PeerKey,
+        receipt: SignedReceipt,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -191,6 +206,7 @@ pub struct Session {
     last_rechoke_ms: u64,
     rechoke_round: u32,
     now_ms: u64,
+    rewards: Option<RewardConfig>,
 }
 
 impl Session {
@@ -447,6 +463,7 @@ impl Session {
             last_rechoke_ms: 0,
             rechoke_round: 0,
             now_ms: 0,
+            rewards: None,
         }
     }
 
@@ -582,6 +599,10 @@ impl Session {
     pub fn peer_connected(&mut self, key: PeerKey, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         let mut peer = Peer::new(self.config.max_message_len, now_ms);
+        if self.rewards.is_some() {
+            // Only then: sessions without rewards keep their random sequence.
+            peer.reward.our_session = rewards::new_session_id(&mut self.rng);
+        }
         peer.outbox
             .extend_from_slice(&Handshake::new(self.info_hash, self.peer_id).encode());
         self.peers.insert(key, peer);
@@ -624,6 +645,7 @@ impl Session {
         let peer = self.peers.get_mut(&key)?;
         let mut out = std::mem::take(&mut peer.outbox);
         let mut uploaded = 0u64;
+        let mut sent_blocks: Vec<(u32, u32)> = Vec::new();
         if let Some(store) = self.store.as_ref() {
             while out.len() < max && !peer.am_choking {
                 let Some(req) = peer.incoming.pop_front() else {
@@ -637,6 +659,7 @@ impl Session {
                     continue;
                 }
                 uploaded += req.length as u64;
+                sent_blocks.push((req.index, req.length));
             }
         } else if self.external {
             while out.len() < max && !peer.am_choking {
@@ -670,6 +693,7 @@ impl Session {
                 encode_piece_header(req.index, req.begin, req.length, &mut out);
                 out.extend_from_slice(&piece[b..e]);
                 uploaded += req.length as u64;
+                sent_blocks.push((req.index, req.length));
             }
         }
         if out.len() > max {
@@ -683,6 +707,11 @@ impl Session {
             return None;
         }
         peer.last_sent_ms = now_ms;
+        if uploaded > 0 && self.reward_sent(key, &sent_blocks) {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                choke(peer); // Goes out with the next transmit, after this data.
+            }
+        }
         Some(out)
     }
 
@@ -770,6 +799,7 @@ impl Session {
             }
             self.rechoke(true);
         }
+        self.reward_tick(now_ms);
     }
 
     /// Pieces to fetch before all others, most urgent first (a player's read-ahead).
@@ -826,6 +856,12 @@ impl Session {
             Message::KeepAlive | Message::Port(_) | Message::Suggest(_) => {}
             Message::Choke => {
                 peer.peer_choking = true;
+                if peer.reward.their_id.is_some() {
+                    self.reward_choked(key, now_ms);
+                }
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return Ok(());
+                };
                 // Fast-extension peers reject what they drop; others drop silently. Either
                 // way, re-asking elsewhere is cheaper than waiting for a time-out.
                 let dropped: Vec<BlockRef> = peer.outstanding.drain(..).map(|(b, _)| b).collect();
@@ -848,6 +884,9 @@ impl Session {
                     Some(_) => {
                         if peer.have.set(i as usize) {
                             self.picker.add_have(i);
+                        }
+                        if !peer.reward.open.is_empty() {
+                            self.reward_have(key, i);
                         }
                     }
                     None => {
@@ -935,7 +974,7 @@ impl Session {
         let fast = h.supports_fast();
         let extended = h.supports_extended();
         let have_msg = self.have_message(fast);
-        let ext = extended.then(|| self.extended_handshake());
+        let ext = extended.then(|| self.extended_handshake(key));
         let peer = self.peers.get_mut(&key).ok_or("gone")?;
         if peer.handshake_done {
             return Err("second handshake".into());
@@ -970,11 +1009,12 @@ impl Session {
         Some(Message::Bitfield(self.have.as_wire().to_vec()))
     }
 
-    fn extended_handshake(&self) -> Vec<u8> {
+    fn extended_handshake(&self, key: PeerKey) -> Vec<u8> {
         let mut hs = ExtendedHandshake::with_ut_metadata(
             self.meta.as_ref().map(|m| m.info_bytes.len() as u64),
         );
         hs.reqq = Some(self.config.max_peer_requests as u32);
+        self.add_reward_fields(key, &mut hs);
         hs.encode()
     }
 
@@ -1036,7 +1076,7 @@ impl Session {
         let cands: Vec<choker::Candidate> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.handshake_done && p.peer_interested)
+            .filter(|(_, p)| p.handshake_done && p.peer_interested && !p.reward.held)
             .map(|(&key, p)| choker::Candidate {
                 key,
                 rate: if seeding {
@@ -1091,18 +1131,12 @@ impl Session {
             if should_unchoke != peer.am_choking {
                 continue;
             }
-            peer.am_choking = !should_unchoke;
             if should_unchoke {
+                peer.am_choking = false;
                 peer.unchoked_since_ms = now.max(1);
                 Message::Unchoke.encode(&mut peer.outbox);
             } else {
-                Message::Choke.encode(&mut peer.outbox);
-                let dropped: Vec<BlockRef> = peer.incoming.drain(..).collect();
-                if peer.fast {
-                    for r in dropped {
-                        Message::Reject(r).encode(&mut peer.outbox);
-                    }
-                }
+                choke(peer);
             }
         }
     }
@@ -1224,6 +1258,7 @@ impl Session {
         }
         self.clear_suspects(index, &partial.buf);
         let len = partial.buf.len() as u64;
+        self.credit_blocks(&partial.contributors, len);
         if self.external {
             // Not had until storage says it is kept: a crash never leaves a claimed hole.
             self.picker.verifying.insert(index);
@@ -1404,6 +1439,7 @@ impl Session {
         if id == 0 {
             let hs = ExtendedHandshake::decode(payload).map_err(|e| e.to_string())?;
             let size = hs.metadata_size;
+            self.reward_handshake(key, &hs);
             let peer = self.peers.get_mut(&key).ok_or("gone")?;
             peer.extended = Some(hs);
             if self.meta.is_none() {
@@ -1415,6 +1451,9 @@ impl Session {
                 }
             }
             return Ok(());
+        }
+        if id == crate::receipt::ext::LOCAL_ID {
+            return self.on_receipt(key, payload);
         }
         if id != UT_METADATA_LOCAL_ID {
             return Ok(());
@@ -1556,3 +1595,16 @@ impl Session {
 
 #[cfg(test)]
 mod tests;
+
+/// Stops serving a peer: a choke, and its queued requests dropped (rejected if it speaks the
+/// fast extension, as BEP 6 asks).
+fn choke(peer: &mut Peer) {
+    peer.am_choking = true;
+    Message::Choke.encode(&mut peer.outbox);
+    let dropped: Vec<BlockRef> = peer.incoming.drain(..).collect();
+    if peer.fast {
+        for r in dropped {
+            Message::Reject(r).encode(&mut peer.outbox);
+        }
+    }
+}

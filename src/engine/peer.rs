@@ -9,6 +9,7 @@ use crate::id::PeerId;
 use crate::wire::{BlockRef, Decoder, ExtendedHandshake};
 
 use super::rate::RateMeter;
+use super::rewards::PeerReward;
 
 /// What a peer said it has before we knew the torrent's piece count (magnet downloads).
 #[derive(Debug, Clone, Default)]
@@ -55,6 +56,8 @@ pub(crate) struct Peer {
     pub unchoked_since_ms: u64,
     /// Smoothed request-to-block time.
     pub rtt_ms: u64,
+    /// Receipts owed and received (docs/receipts.md).
+    pub reward: PeerReward,
 }
 
 impl Peer {
@@ -87,6 +90,7 @@ impl Peer {
             snubbed: false,
             unchoked_since_ms: 0,
             rtt_ms: 0,
+            reward: PeerReward::default(),
         }
     }
 

@@ -77,6 +77,8 @@ struct Net {
     now: u64,
     rng: Rng,
     events: Vec<Vec<Event>>,
+    /// Reward seeds: node i signs receipts with `signers[i]` (None: it ignores requests).
+    signers: Vec<Option<[u8; 32]>>,
 }
 
 impl Net {
@@ -88,7 +90,17 @@ impl Net {
             now: 1_000,
             rng: Rng::new(99),
             events: vec![Vec::new(); n],
+            signers: vec![None; n],
         }
+    }
+
+    /// Node `i` takes part in receipts with the key of `seed`; `sign: false` announces the key
+    /// but never signs (a peer that stops paying).
+    fn reward(&mut self, i: usize, seed: [u8; 32], sign: bool, require: Option<u64>) {
+        let mut cfg = RewardConfig::new(crate::receipt::public_key(&seed), 1_790_000_000_000);
+        cfg.require_receipts = require;
+        self.nodes[i].set_rewards(Some(cfg));
+        self.signers[i] = sign.then_some(seed);
     }
 
     fn connect(&mut self, a: usize, b: usize) {
@@ -121,7 +133,14 @@ impl Net {
             }
             for (i, n) in self.nodes.iter_mut().enumerate() {
                 n.fill_all_requests(self.now);
+                n.tick(self.now);
                 while let Some(e) = n.poll_event() {
+                    if let (Event::SignReceipt { key, receipt }, Some(seed)) = (&e, self.signers[i])
+                    {
+                        let signed = crate::receipt::sign(receipt.clone(), &seed);
+                        n.receipt_signed(*key, receipt.clone(), Some(signed.signature), self.now);
+                        moved = true;
+                    }
                     self.events[i].push(e);
                 }
             }
@@ -682,4 +701,206 @@ fn restore_from_storage_then_fetch_only_what_is_missing() {
     assert_eq!(leech.left(), Some(16384));
     let _ = pump(&mut seed, &mut leech, &mut FakeDisk::default(), &mut disk);
     assert!(leech.is_complete());
+}
+
+// --- reward receipts -----------------------------------------------------------------------
+
+const SEED_KEY: [u8; 32] = [0x51; 32];
+const A_KEY: [u8; 32] = [0xa1; 32];
+const B_KEY: [u8; 32] = [0xb2; 32];
+
+fn held_by(net: &Net, uploader: usize) -> Vec<crate::receipt::SignedReceipt> {
+    net.nodes[uploader]
+        .receipts_held()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+#[test]
+fn receipts_attest_every_verified_byte_exactly_once() {
+    let (meta, all) = torrent(&[("a", 900_000)], 32 * 1024);
+    let total = all.len() as u64;
+    let mut net = Net::new(vec![
+        seeder(&meta, &all, 1),
+        leecher(&meta, 2),
+        leecher(&meta, 3),
+    ]);
+    net.reward(0, SEED_KEY, true, None);
+    net.reward(1, A_KEY, true, None);
+    net.reward(2, B_KEY, true, None);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.run(100_000);
+    let pk = crate::receipt::public_key;
+    for (node, key) in [(1, A_KEY), (2, B_KEY)] {
+        assert_eq!(read_all(&net.nodes[node]), all);
+        // Whoever uploaded to this downloader holds its receipts; together they cover the file.
+        let mut sum = 0;
+        for up in 0..3 {
+            for r in held_by(&net, up) {
+                r.verify().unwrap();
+                assert_eq!(r.receipt.length, total);
+                assert_eq!(r.receipt.info_hash, meta.info_hash.0);
+                if r.receipt.downloader == pk(&key) {
+                    sum += r.receipt.bytes;
+                }
+            }
+        }
+        assert_eq!(sum, total, "node {node}");
+    }
+    // Every receipt names its holder as uploader, and the holder sent at least that much.
+    for (up, key) in [(0, SEED_KEY), (1, A_KEY), (2, B_KEY)] {
+        let held = held_by(&net, up);
+        assert!(held.iter().all(|r| r.receipt.uploader == pk(&key)));
+        let attested: u64 = held.iter().map(|r| r.receipt.bytes).sum();
+        assert!(attested <= net.nodes[up].uploaded());
+    }
+    assert!(!held_by(&net, 0).is_empty());
+    // The receipts reached the drivers as events too, in rising order per session.
+    let got: Vec<&crate::receipt::SignedReceipt> = net.events[0]
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReceiptReceived { receipt, .. } => Some(receipt),
+            _ => None,
+        })
+        .collect();
+    assert!(got
+        .windows(2)
+        .all(|w| w[0].receipt.session != w[1].receipt.session
+            || (w[0].receipt.seq < w[1].receipt.seq && w[0].receipt.bytes < w[1].receipt.bytes)));
+}
+
+#[test]
+fn peers_without_the_extension_are_served_and_sign_nothing() {
+    let (meta, all) = torrent(&[("a", 300_000)], 32 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2)]);
+    net.reward(0, SEED_KEY, true, Some(64 * 1024));
+    net.connect(0, 1);
+    net.run(10_000);
+    assert_eq!(read_all(&net.nodes[1]), all);
+    assert!(held_by(&net, 0).is_empty());
+    assert!(!net.events[1]
+        .iter()
+        .any(|e| matches!(e, Event::SignReceipt { .. })));
+}
+
+#[test]
+fn require_mode_holds_back_a_peer_that_stops_signing() {
+    let (meta, all) = torrent(&[("a", 2_000_000)], 32 * 1024);
+    let limit = 256 * 1024;
+    let mut net = Net::new(vec![
+        seeder(&meta, &all, 1),
+        leecher(&meta, 2),
+        leecher(&meta, 3),
+    ]);
+    net.reward(0, SEED_KEY, true, Some(limit));
+    net.reward(1, A_KEY, false, None); // announces a key, never signs
+    net.reward(2, B_KEY, true, None);
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.run(100_000);
+    assert_eq!(read_all(&net.nodes[2]), all);
+    assert!(!net.nodes[1].is_complete());
+    let got = net.nodes[1].downloaded();
+    // At most the limit plus what one transmit call carries past it.
+    assert!(got <= limit + 70_000 + 32 * 1024, "the non-payer got {got}");
+    assert!(got > 0);
+    // The paying peer's receipts cover the whole file.
+    let paid: u64 = held_by(&net, 0)
+        .iter()
+        .filter(|r| r.receipt.downloader == crate::receipt::public_key(&B_KEY))
+        .map(|r| r.receipt.bytes)
+        .sum();
+    assert_eq!(paid, all.len() as u64);
+}
+
+/// Two seeds share the upload to one downloader, so each holds receipts for less than the
+/// whole file; then the downloader's side sends seed 0 a hostile receipt.
+fn hostile_receipt_closes(make: impl Fn(&crate::receipt::SignedReceipt) -> Vec<u8>) -> String {
+    let (meta, all) = torrent(&[("a", 600_000)], 16 * 1024);
+    let mut net = Net::new(vec![
+        seeder(&meta, &all, 1),
+        leecher(&meta, 2),
+        seeder(&meta, &all, 3),
+    ]);
+    net.reward(0, SEED_KEY, true, None);
+    net.reward(1, A_KEY, true, None);
+    net.reward(2, B_KEY, true, None);
+    net.connect(0, 1); // key 0
+    net.connect(2, 1); // key 1
+    net.run(10_000);
+    assert_eq!(read_all(&net.nodes[1]), all);
+    let latest = held_by(&net, 0).pop().expect("seed 0 holds a receipt");
+    assert!(latest.receipt.bytes < all.len() as u64, "both seeds served");
+    net.now += 1_000;
+    let mut wire = Vec::new();
+    Message::Extended {
+        id: crate::receipt::ext::LOCAL_ID,
+        payload: make(&latest),
+    }
+    .encode(&mut wire);
+    net.nodes[0].peer_data(0, &wire, net.now);
+    let mut reason = None;
+    while let Some(e) = net.nodes[0].poll_event() {
+        if let Event::ClosePeer { key: 0, reason: r } = e {
+            reason = Some(r);
+        }
+    }
+    reason.expect("the connection is closed")
+}
+
+#[test]
+fn forged_replayed_or_inflated_receipts_close_the_connection() {
+    let resign = |r: &crate::receipt::SignedReceipt, f: &dyn Fn(&mut crate::receipt::Receipt)| {
+        let mut next = r.receipt.clone();
+        next.seq += 1;
+        next.bytes += 1;
+        f(&mut next);
+        crate::receipt::sign(next, &A_KEY)
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&crate::receipt::SignedReceipt) -> Vec<u8>>)> = vec![
+        ("does not move forward", Box::new(|r| r.encode())),
+        (
+            "signature does not verify",
+            Box::new(move |r| {
+                let mut bad = resign(r, &|_| {});
+                bad.signature[5] ^= 1;
+                bad.encode()
+            }),
+        ),
+        (
+            "signature does not verify",
+            Box::new(|r| {
+                let mut next = r.receipt.clone();
+                next.seq += 1;
+                next.bytes += 1;
+                crate::receipt::sign(next, &B_KEY).encode() // B signs in A's name
+            }),
+        ),
+        ("malformed", Box::new(|_| b"d3:fooi1ee".to_vec())),
+        (
+            "another uploader",
+            Box::new(move |r| {
+                resign(r, &|n| n.uploader = crate::receipt::public_key(&B_KEY)).encode()
+            }),
+        ),
+        (
+            "session differs",
+            Box::new(move |r| resign(r, &|n| n.session = [0; 16]).encode()),
+        ),
+        (
+            "we sent",
+            Box::new(move |r| resign(r, &|n| n.bytes = n.length).encode()),
+        ),
+        (
+            "does not move forward",
+            Box::new(move |r| resign(r, &|n| n.bytes -= 2).encode()),
+        ),
+    ];
+    for (why, make) in cases {
+        let reason = hostile_receipt_closes(make);
+        assert!(reason.contains(why), "{why:?} not in {reason:?}");
+    }
 }

@@ -11,6 +11,7 @@ use wasm_bindgen::JsCast;
 use crate::id::{InfoHash, PeerId};
 use crate::signal::client::TrackerEvent;
 
+use super::rewards::KeyState;
 use super::storage::{Backend, PieceStorage};
 use super::torrent::{self, TorrentRef};
 use super::tracker::{event_info_hash, TrackerSocket};
@@ -28,6 +29,10 @@ pub(crate) struct ClientInner {
     /// Storage, once asked for: a Promise of the opened storage object (shared by all).
     storage: Option<js_sys::Promise>,
     pub torrents: Vec<TorrentRef>,
+    /// The reward key (docs/receipts.md): loading, loaded, off or unavailable here.
+    pub reward_key: KeyState,
+    /// "Require receipts": unpaid bytes a receipt-capable peer may run up.
+    pub require_receipts: Option<u64>,
     sockets: HashMap<String, Rc<TrackerSocket>>,
     next_key: u64,
     timer: Option<(i32, Closure<dyn FnMut()>)>,
@@ -41,6 +46,8 @@ impl ClientInner {
         ice_servers: JsValue,
         debug: bool,
         storage_mode: Option<Option<Backend>>,
+        reward_key: KeyState,
+        require_receipts: Option<u64>,
     ) -> Rc<RefCell<ClientInner>> {
         let c = Rc::new(RefCell::new(ClientInner {
             peer_id: PeerId::generate(util::random_bytes::<12>()),
@@ -50,6 +57,8 @@ impl ClientInner {
             storage_mode,
             storage: None,
             torrents: Vec::new(),
+            reward_key,
+            require_receipts,
             sockets: HashMap::new(),
             next_key: 1,
             timer: None,

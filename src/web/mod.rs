@@ -6,6 +6,7 @@
 mod client;
 mod hashing;
 mod persist;
+mod rewards;
 mod storage;
 mod torrent;
 mod tracker;
@@ -67,6 +68,33 @@ export interface ClientOptions {
    * "opfs" / "idb": that backend only (tests).
    */
   storage?: 'auto' | 'memory' | 'opfs' | 'idb';
+  /**
+   * Reward receipts (docs/receipts.md), on by default: sign receipts for bytes received from
+   * receipt-capable peers and keep the ones peers sign for our uploads. `false` turns them off.
+   */
+  rewards?: boolean;
+  /**
+   * "Require receipts": a receipt-capable peer whose receipts trail what we sent it by more
+   * than this many bytes is choked until it catches up (`true`: 32 MiB). Peers without the
+   * extension (WebTorrent) are served as usual.
+   */
+  requireReceipts?: boolean | number;
+}
+export interface RewardInfo { enabled: boolean; publicKey: string | null; reason: string | null }
+export interface ReceiptRecord {
+  id: string; infoHash: string; name?: string; uploader: string; downloader: string; session: string;
+  seq: number; bytes: number; length: number; timestamp: number;
+  /** Hex of the signed receipt's canonical bencoding, as the ledger takes it. */
+  receipt: string;
+  /** The seq last sent to the ledger (0: never), and what it said. */
+  submittedSeq: number; ledger: { status: string; code: string | null } | null;
+}
+export interface SubmitResult {
+  stored: number; duplicate: number; rejected: number; errors: { id: string; code: string; message: string }[];
+}
+export interface LedgerTotals {
+  uploader: string; bytes: number; receipts: number;
+  torrents: { info_hash: string; length: number; bytes: number; receipts: number }[];
 }
 export interface StorageEstimate {
   backend: 'opfs' | 'idb' | 'memory'; usage: number; quota: number; persisted: boolean; fallbackReason?: string;
@@ -131,9 +159,75 @@ impl Client {
             _ => Some(None),
         };
         let debug = util::get(&opts, "debug").is_truthy();
+        let reward_key = if util::get(&opts, "rewards") == JsValue::FALSE {
+            rewards::KeyState::Off
+        } else {
+            rewards::start_loading()
+        };
+        let require = util::get(&opts, "requireReceipts");
+        let require_receipts = match require.as_f64() {
+            Some(n) if n >= 0.0 => Some(n as u64),
+            _ if require == JsValue::TRUE => Some(rewards::DEFAULT_REQUIRE_BYTES),
+            _ => None,
+        };
         Client {
-            inner: ClientInner::create(trackers, ice, debug, storage),
+            inner: ClientInner::create(trackers, ice, debug, storage, reward_key, require_receipts),
         }
+    }
+
+    /// This tab's reward key: `{ enabled, publicKey, reason }`. `publicKey` is the hex of the
+    /// Ed25519 public key (the private key cannot leave the browser's key store); when there
+    /// is none, `reason` says why (rewards off, no WebCrypto Ed25519 here...).
+    #[wasm_bindgen(js_name = rewardInfo, unchecked_return_type = "Promise<RewardInfo>")]
+    pub fn reward_info(&self) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let key = rewards::key(&client).await;
+            let o = js_sys::Object::new();
+            util::set(&o, "enabled", key.is_some());
+            match key {
+                Some(k) => {
+                    util::set(&o, "publicKey", crate::receipt::hex(&k.public).as_str());
+                    util::set(&o, "reason", JsValue::NULL);
+                }
+                None => {
+                    util::set(&o, "publicKey", JsValue::NULL);
+                    let reason = match &client.borrow().reward_key {
+                        rewards::KeyState::Unavailable(why) => why.clone(),
+                        _ => "Reward receipts are turned off for this client".to_string(),
+                    };
+                    util::set(&o, "reason", reason.as_str());
+                }
+            }
+            Ok(o.into())
+        })
+    }
+
+    /// The receipts this browser's uploads earned (every tab of this site shares them), each
+    /// the latest of its session and verified before it was kept.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ReceiptRecord[]>")]
+    pub fn receipts(&self) -> js_sys::Promise {
+        rewards::list_receipts()
+    }
+
+    /// Sends the receipts the ledger has not seen to it (default: this site's `/api`).
+    #[wasm_bindgen(js_name = submitReceipts, unchecked_return_type = "Promise<SubmitResult>")]
+    pub fn submit_receipts(&self, ledger: Option<String>) -> js_sys::Promise {
+        rewards::submit_receipts(&ledger.map_or(JsValue::UNDEFINED, JsValue::from))
+    }
+
+    /// What the ledger (default: this site's `/api`) credits to this browser's key.
+    #[wasm_bindgen(js_name = ledgerTotals, unchecked_return_type = "Promise<LedgerTotals>")]
+    pub fn ledger_totals(&self, ledger: Option<String>) -> js_sys::Promise {
+        let client = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let Some(key) = rewards::key(&client).await else {
+                return Err(util::error("This browser has no reward key"));
+            };
+            let ledger = ledger.map_or(JsValue::UNDEFINED, JsValue::from);
+            let p = rewards::ledger_totals(&ledger, &crate::receipt::hex(&key.public));
+            JsFuture::from(p).await
+        })
     }
 
     /// This client's peer id, in hex.
@@ -392,6 +486,7 @@ fn start_torrent(
     ClientInner::ensure_sockets(client, &trackers);
     let t = TorrentInner::create(session, Rc::downgrade(client), trackers, name);
     t.borrow_mut().storage_ready = ready;
+    rewards::attach(client, &t);
     client.borrow_mut().torrents.push(t.clone());
     torrent::announce_due(&t, util::now_ms());
     t

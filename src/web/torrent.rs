@@ -22,6 +22,7 @@ use crate::signal::client::{announce_json, answer_json, AnnounceEvent, OfferOut}
 
 use super::client::ClientInner;
 use super::persist::{self, Persist};
+use super::rewards;
 use super::util::{self, now_ms, Deferred};
 
 /// Bytes handed to one `send()`: under Chromium's 256 KiB limit and WebTorrent's 64 KiB
@@ -111,6 +112,9 @@ pub(crate) struct TorrentInner {
     pub persist: Option<Persist>,
     /// Storage is open and restored: the torrent may announce.
     pub storage_ready: bool,
+    /// False until the client's reward key is loaded (or known to be missing) and given to the
+    /// session: no announce, hence no peer, before it.
+    pub rewards_ready: bool,
     /// Paused by the user (not by a storage failure).
     pub user_paused: bool,
     /// The last failure the user should hear about ("error" listeners).
@@ -152,6 +156,7 @@ impl TorrentInner {
             first_piece_traced: false,
             persist: None,
             storage_ready: true,
+            rewards_ready: true,
             user_paused: false,
             last_error: None,
         }));
@@ -314,7 +319,7 @@ fn send_to_tracker(client: &Weak<RefCell<ClientInner>>, url: &str, text: String)
 pub(crate) fn announce_due(t: &TorrentRef, now: u64) {
     let (urls, want) = {
         let mut inner = t.borrow_mut();
-        if inner.destroyed || !inner.storage_ready {
+        if inner.destroyed || !inner.storage_ready || !inner.rewards_ready {
             return;
         }
         let urls: Vec<String> = inner.trackers.clone();
@@ -766,6 +771,7 @@ pub(crate) fn drive(t: &TorrentRef) {
     let mut to_close = Vec::new();
     let mut completed = false;
     let (mut stores, mut loads, mut metadata_arrived) = (Vec::new(), Vec::new(), false);
+    let (mut to_sign, mut receipts) = (Vec::new(), Vec::new());
     {
         let mut inner = t.borrow_mut();
         if inner.destroyed {
@@ -856,6 +862,8 @@ pub(crate) fn drive(t: &TorrentRef) {
                         p.remote.get_or_insert(peer_id);
                     }
                 }
+                Event::SignReceipt { key, receipt } => to_sign.push((key, receipt)),
+                Event::ReceiptReceived { receipt, .. } => receipts.push(receipt),
             }
         }
         if progressed {
@@ -877,6 +885,13 @@ pub(crate) fn drive(t: &TorrentRef) {
     }
     for piece in loads.drain(..) {
         persist::load_piece(t, piece);
+    }
+    for (key, receipt) in to_sign {
+        rewards::sign(t, key, receipt);
+    }
+    for receipt in &receipts {
+        let record = rewards::received(t, receipt);
+        outcome.events.push(("receipt", record));
     }
     if completed || metadata_arrived {
         persist::save_state(t);

@@ -127,6 +127,14 @@ pub fn error(message: impl AsRef<str>) -> JsValue {
     js_sys::Error::new(message.as_ref()).into()
 }
 
+/// The message of a thrown Error (or the thrown string), for logs and UI text.
+pub fn error_message(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return String::from(err.message());
+    }
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
 pub fn log(message: &str) {
     web_sys::console::log_1(&JsValue::from_str(message));
 }
