@@ -3,6 +3,7 @@
 //   (b) WebTorrent 3.0.21 seeder tab -> downloader tab,
 //   (c) seedtab seeder tab -> downloader tab,
 //   (d) one seedtab seeder -> four downloader tabs,
+//   (r) (c) again with reward receipts turned off in both tabs (issue 6: receipts on vs off),
 //   start-up: magnet link handed to a fresh tab -> 1 MiB file complete, WebTorrent vs seedtab,
 //   hashing 1 GiB of pieces in a page: WebCrypto SHA-1 vs seedtab's SHA-1 in wasm.
 // Every transfer checks the SHA-256 of what arrived. See bench/README.md; run with bench/run.sh.
@@ -19,7 +20,7 @@ const MiB = 1 << 20;
 const PAGE_JS = path.join(ROOT, 'bench', 'page.js');
 const WT_JS = path.join(ROOT, 'node_modules', 'webtorrent', 'dist', 'webtorrent.min.js');
 const WT_VERSION = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', 'webtorrent', 'package.json'), 'utf8')).version;
-const SECTIONS = ['a', 'b', 'c', 'd', 'startup', 'hash'];
+const SECTIONS = ['a', 'b', 'c', 'r', 'd', 'startup', 'hash'];
 
 const { values: opt } = parseArgs({
   options: {
@@ -413,7 +414,7 @@ async function seed(tab, kind, size, { debug = false } = {}) {
       window.torrent = await new Promise((res) => client.seed(file, opts, res));
       ({ magnetURI: magnet, infoHash, pieceLength } = torrent);
     } else {
-      window.client = new seedtab.Client({ trackers: [tracker], iceServers: [], debug, storage: memStore ? 'memory' : 'auto' });
+      window.client = new seedtab.Client({ trackers: [tracker], iceServers: [], debug, storage: memStore ? 'memory' : 'auto', rewards: kind !== 'seedtab-off' });
       window.torrent = await client.seed([{ name: 'random.bin', data }]);
       ({ magnetURI: magnet, infoHash } = torrent);
       pieceLength = null;
@@ -448,7 +449,7 @@ async function startDownload(tab, kind, magnet, { idleMs = 0, debug = false } = 
       torrent.on('done', () => { window.result = { ok: true, addAt, metadataAt, doneAt: bench.now() }; });
       torrent.on('error', fail);
     } else {
-      window.client = new seedtab.Client({ trackers: [tracker], iceServers: [], debug, storage: memStore ? 'memory' : 'auto' });
+      window.client = new seedtab.Client({ trackers: [tracker], iceServers: [], debug, storage: memStore ? 'memory' : 'auto', rewards: kind !== 'seedtab-off' });
       if (idleMs) await new Promise((res) => setTimeout(res, idleMs));
       addAt = bench.now();
       window.torrent = client.add(magnet);
@@ -502,6 +503,23 @@ function downloadedSha(tab, kind) {
     const bytes = kind === 'webtorrent' ? new Uint8Array(await f.arrayBuffer()) : await f.bytes();
     return { sha: await bench.sha256Hex(bytes), length: bytes.length };
   }, kind, STEP_MS, `${tab.name}: read the file back`);
+}
+
+/**
+ * With receipts on: what the seeder's kept receipts for this torrent attest, waiting up to 5 s
+ * for the last one (signed at completion, kept asynchronously). Proves receipts flowed.
+ */
+function seederReceipts(tab, infoHash, size) {
+  return ev(tab.page, async ({ infoHash, size }) => {
+    const until = performance.now() + 5000;
+    let held = [];
+    while (performance.now() < until) {
+      held = (await client.receipts()).filter((r) => r.infoHash === infoHash);
+      if (held.reduce((n, r) => n + r.bytes, 0) >= size) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return { sessions: held.length, seq: held.reduce((n, r) => n + r.seq, 0), bytes: held.reduce((n, r) => n + r.bytes, 0) };
+  }, { infoHash, size }, 10_000, `${tab.name}: receipts`);
 }
 
 function seederUploaded(tab, kind) {
@@ -588,6 +606,10 @@ async function swarmTransfer(kind, size, n, label) {
       }
     }
     const uploaded = await seederUploaded(S, kind);
+    const receipts = kind === 'seedtab' ? await seederReceipts(S, seeded.infoHash, size * n) : null;
+    if (receipts && receipts.bytes !== size * n) {
+      throw new Error(`${S.name}: receipts attest ${receipts.bytes} bytes, not ${size * n}`);
+    }
     for (const tab of tabs) await destroyClient(tab);
     const per = results.map((r) => ({
       ms: r.doneAt - r.addAt,
@@ -604,6 +626,7 @@ async function swarmTransfer(kind, size, n, label) {
       announcedMs: seeded.announcedMs,
       pieceLength: seeded.pieceLength,
       seederUploaded: uploaded,
+      receipts,
       sha256Ok: true,
       per,
       ms: last - first,
@@ -752,6 +775,7 @@ async function oneRun(index) {
   await section(run, 'a', `(a) bare data channel, ${mib} MiB`, () => bareChannel(SIZE));
   await section(run, 'b', `(b) WebTorrent ${WT_VERSION}, ${mib} MiB`, () => swarmTransfer('webtorrent', SIZE, 1, 'b'));
   await section(run, 'c', `(c) seedtab, ${mib} MiB`, () => swarmTransfer('seedtab', SIZE, 1, 'c'));
+  await section(run, 'r', `(r) seedtab, receipts off, ${mib} MiB`, () => swarmTransfer('seedtab-off', SIZE, 1, 'r'));
   await section(run, 'd', `(d) seedtab 1 -> ${DOWNLOADERS}, ${mib} MiB`, () => swarmTransfer('seedtab', SIZE, DOWNLOADERS, 'd'));
   await section(run, 'startup', `start-up x${STARTUP_RUNS}`, async () => {
     const out = { webtorrent: [], seedtab: [] };
@@ -778,6 +802,8 @@ function figures(run) {
     a_bare_mbps: ok('a') ? run.a.mbps : null,
     b_webtorrent_mbps: ok('b') ? run.b.mbps : null,
     c_seedtab_mbps: ok('c') ? run.c.mbps : null,
+    r_seedtab_receipts_off_mbps: ok('r') ? run.r.mbps : null,
+    c_receipts_signed: ok('c') ? run.c.receipts : null,
     d_aggregate_mbps: ok('d') ? run.d.mbps : null,
     d_per_downloader_mbps: ok('d') ? median(run.d.per.map((p) => p.mbps)) : null,
     b_webtorrent_data_mbps: ok('b') ? run.b.dataMbps : null,
@@ -809,6 +835,7 @@ function withRatios(f) {
     ...f,
     ratio_c_over_b: div(f.c_seedtab_mbps, f.b_webtorrent_mbps),
     ratio_c_over_a: div(f.c_seedtab_mbps, f.a_bare_mbps),
+    ratio_receipts_on_over_off: div(f.c_seedtab_mbps, f.r_seedtab_receipts_off_mbps),
     ratio_startup_seedtab_over_webtorrent: div(f.startup_seedtab_s, f.startup_webtorrent_s),
     ratio_hash_seedtab_over_webcrypto: div(f.hash_seedtab_mibps, f.hash_webcrypto_mibps),
   };
@@ -828,14 +855,15 @@ function printRun(run) {
     else row('a', `bare data channel, 2 tabs, ${mib} MiB`, `${fmt(run.a.mbps)} MB/s`, `connect ${fmt(run.a.connectMs, 0)} ms; first byte after ${fmt(run.a.firstByteMs, 0)} ms, all queued after ${fmt(run.a.queuedMs, 0)} ms; from the ${run.a.from}, ${run.a.messageBytes / 1024} KiB messages, high-water ${run.a.highWater / 1024} KiB; SHA-256 ok; ${cpuText(run.a.cpu)}`);
     if (!run.a.error) threads(run.a.cpu);
   }
-  for (const [k, what] of [['b', `WebTorrent ${WT_VERSION} tab -> tab`], ['c', 'seedtab tab -> tab']]) {
+  for (const [k, what] of [['b', `WebTorrent ${WT_VERSION} tab -> tab`], ['c', 'seedtab tab -> tab'], ['r', 'seedtab, receipts off']]) {
     const r = run[k];
     if (!r) continue;
     if (r.error) { err(k, what); continue; }
     const p = r.per[0];
     row(k, `${what}, ${mib} MiB (add -> done)`, `${fmt(r.mbps)} MB/s`,
       `${fmt(p.ms / 1000)} s; metadata at ${fmt(p.metadataMs, 0)} ms, then ${fmt(p.dataMbps)} MB/s; `
-      + `seeding took ${fmt(r.seedMs, 0)} ms; SHA-256 ok; ${cpuText(r.cpu)}`);
+      + `seeding took ${fmt(r.seedMs, 0)} ms; SHA-256 ok; `
+      + `${r.receipts ? `receipts: ${r.receipts.seq} signed, ${fmt(r.receipts.bytes / MiB, 1)} MiB attested; ` : ''}${cpuText(r.cpu)}`);
     threads(r.cpu);
   }
   if (run.d) {
@@ -896,6 +924,8 @@ function printSummary(s, runs) {
   line(`d  seedtab 1 -> ${DOWNLOADERS} per downloader`, s.d_per_downloader_mbps, 'MB/s');
   line('c/b  seedtab / WebTorrent           (target >= 2.0)', s.ratio_c_over_b, 'x');
   line('c/a  seedtab / bare channel         (target >= 0.8)', s.ratio_c_over_a, 'x');
+  line('r  seedtab, receipts off', s.r_seedtab_receipts_off_mbps, 'MB/s');
+  line('c/r  receipts on / off              (target >= 0.97)', s.ratio_receipts_on_over_off, 'x');
   line('data phase (metadata -> done): WebTorrent', s.b_webtorrent_data_mbps, 'MB/s');
   line('data phase (metadata -> done): seedtab', s.c_seedtab_data_mbps, 'MB/s');
   line(`start-up WebTorrent (${STARTUP_SIZE / 1024} KiB)`, s.startup_webtorrent_s, 's', 3);
@@ -909,6 +939,7 @@ function printSummary(s, runs) {
   const targets = [
     ['seedtab tab-to-tab >= 2.0x WebTorrent', s.ratio_c_over_b, (v) => v >= 2.0],
     ['seedtab tab-to-tab >= 0.8x bare channel', s.ratio_c_over_a, (v) => v >= 0.8],
+    ['receipts on >= 0.97x receipts off', s.ratio_receipts_on_over_off, (v) => v >= 0.97],
     ['start-up <= 1 s', s.startup_seedtab_s, (v) => v <= 1.0],
     ['start-up <= 0.25x WebTorrent', s.ratio_startup_seedtab_over_webtorrent, (v) => v <= 0.25],
     ['hashing >= 0.9x WebCrypto', s.ratio_hash_seedtab_over_webcrypto, (v) => v >= 0.9],

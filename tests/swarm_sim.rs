@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use seedtab::bitfield::Bitfield;
 use seedtab::create::{create_torrent, CreateOptions};
-use seedtab::engine::{Config, Event, PeerKey, Session};
+use seedtab::engine::{Config, Event, PeerKey, RewardConfig, Session};
 use seedtab::id::PeerId;
 use seedtab::metainfo::Metainfo;
 use seedtab::rng::Rng;
@@ -32,6 +32,8 @@ struct Node {
     online: bool,
     done_at: Option<u64>,
     bad: bool,
+    /// Reward seed: the node signs receipts with this key (docs/receipts.md).
+    signer: Option<[u8; 32]>,
 }
 
 /// One direction of a link: chunks in flight, in order.
@@ -129,8 +131,20 @@ impl Sim {
             online: true,
             done_at,
             bad,
+            signer: None,
         });
         i
+    }
+
+    /// Every node takes part in receipts, node i with key seed [i + 1; 32].
+    fn enable_rewards(&mut self) {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let seed = [i as u8 + 1; 32];
+            let key = seedtab::receipt::public_key(&seed);
+            node.session
+                .set_rewards(Some(RewardConfig::new(key, 1_790_000_000_000)));
+            node.signer = Some(seed);
+        }
     }
 
     fn connect(&mut self, a: usize, b: usize) {
@@ -283,6 +297,17 @@ impl Sim {
                         self.nodes[n].done_at.get_or_insert(now);
                     }
                     Event::PeerBanned { .. } => self.banned_events += 1,
+                    Event::SignReceipt { key, receipt } => {
+                        if let Some(seed) = self.nodes[n].signer {
+                            let signed = seedtab::receipt::sign(receipt.clone(), &seed);
+                            self.nodes[n].session.receipt_signed(
+                                key,
+                                receipt,
+                                Some(signed.signature),
+                                now,
+                            );
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -478,4 +503,68 @@ fn downloaders_finish_among_themselves_after_the_seed_leaves() {
     assert!((1..11).all(|i| !sim.nodes[i].session.is_complete()) || sim.now > 0);
     sim.run_until_done(120_000);
     sim.assert_all_complete();
+}
+
+#[test]
+fn receipts_in_a_swarm_attest_every_byte_exactly_once() {
+    let file = 2 << 20;
+    let build = |rewards: bool| {
+        let mut sim = Sim::new(11, file, 32 * 1024, 0.0);
+        let seed_shape = Shape {
+            up: 2.0 * MB_PER_S,
+            down: 2.0 * MB_PER_S,
+        };
+        let peer_shape = Shape {
+            up: 4.0 * MB_PER_S,
+            down: 4.0 * MB_PER_S,
+        };
+        let s = sim.add(true, false, seed_shape);
+        for _ in 0..20 {
+            sim.add(false, false, peer_shape);
+        }
+        if rewards {
+            sim.enable_rewards();
+        }
+        for i in 1..=20 {
+            sim.connect_random(i, 6, &[s]);
+        }
+        sim
+    };
+    let mut plain = build(false);
+    let plain_done = plain.run_until_done(120_000);
+    let mut sim = build(true);
+    let done = sim.run_until_done(120_000);
+    sim.assert_all_complete();
+    // The last receipts are signed at completion and need a round trip to arrive.
+    let until = sim.now + 1_000;
+    while sim.now < until {
+        sim.step();
+    }
+    println!("SIM receipts: done in {done} ms with receipts, {plain_done} ms without");
+    assert!(
+        done as f64 <= plain_done as f64 * 1.25,
+        "receipts slowed the swarm"
+    );
+    let mut attested = vec![0u64; sim.nodes.len()];
+    let mut count = 0;
+    for (up, node) in sim.nodes.iter().enumerate() {
+        let up_key = seedtab::receipt::public_key(&[up as u8 + 1; 32]);
+        for (_, r) in node.session.receipts_held() {
+            r.verify().expect("kept receipts verify");
+            assert_eq!(r.receipt.uploader, up_key);
+            let d = (0..sim.nodes.len())
+                .find(|&i| seedtab::receipt::public_key(&[i as u8 + 1; 32]) == r.receipt.downloader)
+                .expect("the downloader is a node of the swarm");
+            attested[d] += r.receipt.bytes;
+            count += 1;
+        }
+    }
+    assert_eq!(attested[0], 0, "the seed downloaded nothing");
+    for (i, a) in attested.iter().enumerate().skip(1) {
+        assert_eq!(*a, file as u64, "receipts for node {i}'s download");
+    }
+    println!(
+        "SIM receipts: {count} sessions attest {} bytes",
+        attested.iter().sum::<u64>()
+    );
 }

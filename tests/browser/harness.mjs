@@ -105,7 +105,9 @@ export async function startServer({ www = 'www/dist', args = [], env = {}, timeo
     throw new Error(`${SEEDTAB_BIN} does not exist: run scripts/build.sh first`);
   }
   const wwwDir = path.resolve(ROOT, www);
-  const proc = spawn(SEEDTAB_BIN, ['serve', '--addr', '127.0.0.1:0', '--www', wwwDir, ...args], {
+  // The ledger's database: in memory unless the test names a file (never the working dir's).
+  const db = args.includes('--db') ? [] : ['--db', ':memory:'];
+  const proc = spawn(SEEDTAB_BIN, ['serve', '--addr', '127.0.0.1:0', '--www', wwwDir, ...db, ...args], {
     cwd: ROOT,
     env: { RUST_LOG: 'info', ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
