@@ -860,7 +860,8 @@ fn forged_replayed_or_inflated_receipts_close_the_connection() {
         f(&mut next);
         crate::receipt::sign(next, &A_KEY)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&crate::receipt::SignedReceipt) -> Vec<u8>>)> = vec![
+    type Make = Box<dyn Fn(&crate::receipt::SignedReceipt) -> Vec<u8>>;
+    let cases: Vec<(&str, Make)> = vec![
         ("does not move forward", Box::new(|r| r.encode())),
         (
             "signature does not verify",
