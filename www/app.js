@@ -1,5 +1,5 @@
-// seedtab web app: wires the page (download panel, seed panel, library, storage line, tracker
-// list, errors, status line) to the WebAssembly core. Everything from the swarm or the user is
+// seedtab web app: wires the page (download panel, seed panel, library, earned reward receipts,
+// storage line, tracker list, errors, status line) to the WebAssembly core. Everything from the swarm or the user is
 // shown with textContent/value, never as HTML.
 import { Client } from '../pkg/seedtab.js';
 import { loadConfig, pickIceServers, pickTrackers } from './app/config.mjs';
@@ -14,6 +14,18 @@ import {
   safeFileName,
 } from './app/format.mjs';
 import {
+  exactBytes,
+  heldLine,
+  keyState,
+  ledgerStateText,
+  ledgerTotalText,
+  ledgerUnreachableText,
+  submitErrorLines,
+  submitText,
+  summarizeReceipts,
+  throttle,
+} from './app/earned.mjs';
+import {
   formatRatio,
   recheckText,
   safePathParts,
@@ -26,6 +38,8 @@ import {
 const TICK_MS = 500; // download and seed panels
 const LIBRARY_MS = 1000; // library rows
 const STORAGE_MS = 5000; // storage line
+const EARNED_MS = 10_000; // receipts held: the slow timer (other tabs of this site add some too)
+const RECEIPT_GAP_MS = 1000; // at most one refresh a second while 'receipt' events stream in
 const SAVE_GAP_MS = 400; // pause between files so the browser accepts several downloads
 const MAX_TORRENT_FILE = 16 * 1024 * 1024;
 
@@ -42,6 +56,13 @@ const state = {
   seedUrl: null, // object URL of the shown .torrent file
   library: new Map(), // infoHash -> { torrent, infoHash, error, busy, els }
   storageBusy: false,
+  earned: {
+    key: null, // keyState() of client.rewardInfo(), once known
+    rows: new Map(), // infoHash -> the row's elements
+    busy: false, // reading client.receipts()
+    again: false, // another read was asked for meanwhile
+    submitting: false,
+  },
 };
 
 // ---- errors ---------------------------------------------------------------------------------
@@ -440,6 +461,8 @@ function addToLibrary(torrent, { first = false } = {}) {
     torrent.on('error', (err) => onTorrentError(entry, err));
     torrent.on('metadata', () => renderEntry(entry));
     torrent.on('done', () => renderEntry(entry));
+    // A peer's new receipt for our upload has been verified and kept.
+    torrent.on('receipt', () => earnedSoon());
   }
   renderEntry(entry);
   renderLibraryEmpty();
@@ -640,6 +663,195 @@ function onTorrentError(entry, err) {
   refreshStorage();
 }
 
+// ---- earned (reward receipts) ----------------------------------------------------------------
+// Receipts peers signed for what this browser uploaded, grouped per torrent, and the ledger's
+// total for this browser's key. They live in IndexedDB shared by every tab of this site, so the
+// list is re-read (on 'receipt' events, throttled, and on a slow timer) rather than kept here.
+
+/** Shows this browser's key, or why there is none; turns Submit on when there is a key. */
+function renderKey(key) {
+  state.earned.key = key;
+  $('earned-key-box').hidden = !key.enabled;
+  setText($('earned-key'), key.key);
+  const off = $('earned-off');
+  setText(off, key.text);
+  off.hidden = key.enabled;
+  $('earned').dataset.rewards = key.enabled ? 'on' : 'off';
+  renderSubmitButton();
+}
+
+function renderSubmitButton() {
+  const { key, submitting } = state.earned;
+  $('earned-submit').disabled = !key?.enabled || submitting;
+}
+
+/** A torrent's name from the Library, for receipts that carry none. */
+function libraryName(infoHash) {
+  return state.library.get(infoHash)?.torrent.name || '';
+}
+
+/** Re-reads the receipts held and redraws the list; overlapping calls become one more read. */
+async function refreshEarned() {
+  const client = state.client;
+  const earned = state.earned;
+  if (!client) return;
+  if (earned.busy) {
+    earned.again = true;
+    return;
+  }
+  earned.busy = true;
+  try {
+    renderEarned(summarizeReceipts(await client.receipts(), libraryName));
+  } catch (err) {
+    setText($('earned-held'), `Could not read the receipts held: ${errorText(err)}`);
+  } finally {
+    earned.busy = false;
+  }
+  if (earned.again) {
+    earned.again = false;
+    refreshEarned();
+  }
+}
+
+const earnedSoon = throttle(refreshEarned, RECEIPT_GAP_MS);
+
+function renderEarned(summary) {
+  const held = $('earned-held');
+  setText(held, heldLine(summary));
+  held.dataset.receipts = String(summary.receipts);
+  const { rows } = state.earned;
+  const list = $('earned-list');
+  const seen = new Set();
+  summary.torrents.forEach((t, i) => {
+    seen.add(t.infoHash);
+    let row = rows.get(t.infoHash);
+    if (!row) {
+      row = earnedRow(t.infoHash);
+      rows.set(t.infoHash, row);
+    }
+    if (list.children[i] !== row.item) list.insertBefore(row.item, list.children[i] || null);
+    renderEarnedRow(row, t);
+  });
+  for (const [infoHash, row] of rows) {
+    if (!seen.has(infoHash)) {
+      row.item.remove();
+      rows.delete(infoHash);
+    }
+  }
+}
+
+function earnedRow(infoHash) {
+  const item = el('li', 'earned-item');
+  item.dataset.infohash = infoHash;
+  const name = el('h3', 'earned-name name');
+  const stats = el('dl', 'stats earned-stats');
+  const stat = (label, className) => {
+    const dd = el('dd', className, '—');
+    const div = el('div');
+    div.append(el('dt', '', label), dd);
+    stats.append(div);
+    return dd;
+  };
+  const bytes = stat('Attested', 'earned-bytes');
+  const size = stat('Size', 'earned-size');
+  const downloaders = stat('Downloaders', 'earned-downloaders');
+  const sessions = stat('Sessions', 'earned-sessions');
+  const ledger = stat('Ledger', 'earned-ledger-state');
+  item.append(name, stats);
+  return { item, name, bytes, size, downloaders, sessions, ledger };
+}
+
+function renderEarnedRow(row, t) {
+  setText(row.name, t.label);
+  row.name.title = t.name ? t.infoHash : ''; // the info-hash stays at hand when a name is shown
+  setText(row.bytes, formatBytes(t.bytes));
+  row.bytes.title = exactBytes(t.bytes);
+  row.item.dataset.bytes = String(t.bytes);
+  setText(row.size, t.length ? formatBytes(t.length) : '—');
+  setText(row.downloaders, String(t.downloaders));
+  setText(row.sessions, String(t.sessions));
+  setText(row.ledger, ledgerStateText(t));
+}
+
+/** Asks the ledger what it credits to this key; a quiet note when it cannot be reached. */
+async function refreshLedger() {
+  const client = state.client;
+  if (!client || !state.earned.key?.enabled) return;
+  const line = $('earned-ledger');
+  try {
+    const totals = await client.ledgerTotals();
+    setText(line, ledgerTotalText(totals));
+    line.dataset.bytes = String(Number(totals?.bytes) || 0);
+    line.classList.remove('warn');
+  } catch (err) {
+    setText(line, ledgerUnreachableText(errorText(err)));
+    delete line.dataset.bytes;
+    console.warn('ledger totals', err);
+  }
+}
+
+async function submitEarned() {
+  const client = state.client;
+  const earned = state.earned;
+  if (!client || !earned.key?.enabled || earned.submitting) return;
+  earned.submitting = true;
+  renderSubmitButton();
+  const status = $('earned-status');
+  const errors = $('earned-errors');
+  status.className = 'status-line';
+  setText(status, 'Sending the receipts to the ledger…');
+  status.hidden = false;
+  errors.hidden = true;
+  try {
+    const result = await client.submitReceipts();
+    setText(status, submitText(result));
+    status.classList.toggle('warn', Number(result?.rejected) > 0);
+    const lines = submitErrorLines(result?.errors);
+    errors.replaceChildren(...lines.map((line) => el('li', '', line)));
+    errors.hidden = lines.length === 0;
+  } catch (err) {
+    setText(status, `Could not send the receipts: ${errorText(err)}`);
+    status.classList.add('warn');
+  } finally {
+    earned.submitting = false;
+    renderSubmitButton();
+  }
+  refreshEarned();
+  await refreshLedger();
+}
+
+async function copyEarnedKey() {
+  const key = state.earned.key?.key;
+  if (!key) return;
+  const copied = await copyText(key);
+  if (copied) flashLabel($('earned-key-copy'), 'Copied');
+  else window.prompt('Copy this reward key:', key);
+}
+
+/** Once the client exists: the key (or why there is none), the receipts held, the ledger total. */
+async function startEarned() {
+  await ready;
+  const client = state.client;
+  if (!client) {
+    renderKey(keyState({ enabled: false, reason: 'seedtab could not start (see the message above).' }));
+    setText($('earned-held'), 'No receipts: seedtab is not running.');
+    setText($('earned-ledger'), '');
+    return;
+  }
+  let info;
+  try {
+    info = await client.rewardInfo();
+  } catch (err) {
+    info = { enabled: false, reason: `Reward receipts are off: ${errorText(err)}` };
+  }
+  const key = keyState(info);
+  renderKey(key);
+  if (!key.enabled) setText($('earned-ledger'), 'Ledger total for this key: no key, nothing to credit.');
+  await refreshEarned();
+  setInterval(refreshEarned, EARNED_MS);
+  await refreshLedger();
+}
+
 // ---- storage line ---------------------------------------------------------------------------
 
 async function refreshStorage() {
@@ -820,6 +1032,8 @@ function wire() {
     seedFiles(files);
   });
   $('seed-copy').addEventListener('click', copySeedMagnet);
+  $('earned-submit').addEventListener('click', submitEarned);
+  $('earned-key-copy').addEventListener('click', copyEarnedKey);
   $('trackers-input').addEventListener('input', readTrackers);
   dropZone($('download-drop'), onDownloadDrop);
   dropZone($('seed-drop'), onSeedDrop);
@@ -844,9 +1058,13 @@ let restored; // resolves once the stored torrents are back; actions wait for it
 function main() {
   ready = startClient();
   restored = restoreLibrary().catch((err) => showError('seedtab could not start', err));
+  const earned = startEarned().catch((err) => console.error('Earned panel', err));
   wire();
   restored.finally(() => {
     document.body.dataset.ready = 'true'; // for tests: the library shows what storage held
+  });
+  earned.finally(() => {
+    $('earned').dataset.ready = 'true'; // for tests: key, receipts held and ledger total shown
   });
 }
 

@@ -9,6 +9,21 @@ import {
   pickTrackers,
 } from '../../www/app/config.mjs';
 import {
+  errorCodes,
+  exactBytes,
+  heldLine,
+  isPending,
+  keyState,
+  ledgerStateText,
+  ledgerTotalText,
+  ledgerUnreachableText,
+  submitErrorLines,
+  submitText,
+  summarizeReceipts,
+  throttle,
+  toCount,
+} from '../../www/app/earned.mjs';
+import {
   errorText,
   escapeHtml,
   formatBytes,
@@ -261,4 +276,167 @@ test('safePathParts keeps folders but never leaves the picked folder', () => {
   assert.deepEqual(safePathParts('dir/...'), ['dir', '_']);
   assert.deepEqual(safePathParts(''), ['download']);
   assert.deepEqual(safePathParts(undefined), ['download']);
+});
+
+// ---- earned (reward receipts) ---------------------------------------------------------------
+
+const KEY = 'ab'.repeat(32);
+const IH1 = '1'.repeat(40);
+const IH2 = '2'.repeat(40);
+
+/** A ReceiptRecord as client.receipts() gives it. */
+function record(over = {}) {
+  return {
+    id: `${over.infoHash ?? IH1}:${over.downloader ?? 'd1'}:${over.session ?? 's1'}`,
+    infoHash: IH1, uploader: KEY, downloader: 'd1', session: 's1', seq: 3, bytes: 1000,
+    length: 5000, timestamp: 1, receipt: '00', submittedSeq: 0, ledger: null, ...over,
+  };
+}
+
+test('toCount and exactBytes: exact, locale-independent byte counts', () => {
+  assert.equal(toCount(5), 5);
+  assert.equal(toCount(7n), 7);
+  assert.equal(toCount('12'), 12);
+  assert.equal(toCount(-3), 0);
+  assert.equal(toCount(undefined), 0);
+  assert.equal(toCount(NaN), 0);
+  assert.equal(exactBytes(3_157_073), '3,157,073 bytes');
+  assert.equal(exactBytes(999), '999 bytes');
+  assert.equal(exactBytes(1000), '1,000 bytes');
+  assert.equal(exactBytes(1), '1 byte');
+  assert.equal(exactBytes(0), '0 bytes');
+  assert.equal(exactBytes(12_345_678_901n), '12,345,678,901 bytes');
+});
+
+test('keyState: the key when enabled, else the core\'s reason', () => {
+  assert.deepEqual(keyState({ enabled: true, publicKey: KEY, reason: null }), { enabled: true, key: KEY, text: '' });
+  const why = 'This browser has no WebCrypto Ed25519 (NotSupportedError): reward receipts are off';
+  assert.deepEqual(keyState({ enabled: false, publicKey: null, reason: why }), { enabled: false, key: '', text: why });
+  assert.deepEqual(keyState({ enabled: false, publicKey: null, reason: null }),
+    { enabled: false, key: '', text: 'Reward receipts are off in this browser.' });
+  assert.equal(keyState({ enabled: true, publicKey: null }).enabled, false, 'enabled without a key is off');
+  assert.equal(keyState(undefined).enabled, false);
+});
+
+test('summarizeReceipts groups per torrent: bytes, downloaders, sessions, pending', () => {
+  const records = [
+    record({ bytes: 1000 }),
+    record({ session: 's2', bytes: 500, submittedSeq: 3, ledger: { status: 'stored', code: null } }),
+    record({ downloader: 'd2', bytes: 250n, name: 'from-the-swarm.bin' }),
+    record({ infoHash: IH2, bytes: 4000, length: 4000, submittedSeq: 3, ledger: { status: 'rejected', code: 'bad_signature' } }),
+  ];
+  const s = summarizeReceipts(records, (ih) => (ih === IH2 ? 'library name' : 'unused'));
+  assert.equal(s.receipts, 4);
+  assert.equal(s.bytes, 5750);
+  assert.equal(s.pending, 2);
+  assert.deepEqual(s.torrents.map((t) => t.infoHash), [IH2, IH1], 'most bytes first');
+  const [two, one] = s.torrents;
+  assert.deepEqual(
+    { label: one.label, bytes: one.bytes, length: one.length, receipts: one.receipts, downloaders: one.downloaders, sessions: one.sessions, pending: one.pending },
+    { label: 'from-the-swarm.bin', bytes: 1750, length: 5000, receipts: 3, downloaders: 2, sessions: 3, pending: 2 },
+  );
+  assert.equal(two.label, 'library name', 'a record without a name takes the Library\'s');
+  assert.deepEqual(two.rejected, ['bad_signature']);
+  assert.equal(ledgerStateText(one), '2 to send');
+  assert.equal(ledgerStateText(two), 'rejected (bad_signature)');
+  assert.equal(ledgerStateText({ pending: 0, rejected: [] }), 'sent');
+});
+
+test('summarizeReceipts: unnamed torrents show the info-hash; empty input', () => {
+  const s = summarizeReceipts([record()]);
+  assert.equal(s.torrents[0].label, IH1);
+  assert.equal(s.torrents[0].name, '');
+  assert.deepEqual(summarizeReceipts([]), { receipts: 0, bytes: 0, pending: 0, torrents: [] });
+  assert.deepEqual(summarizeReceipts(undefined), { receipts: 0, bytes: 0, pending: 0, torrents: [] });
+  // Names are data, never markup: kept exactly as they came.
+  const evil = '<img src=x onerror=alert(1)>';
+  assert.equal(summarizeReceipts([record({ name: evil })]).torrents[0].label, evil);
+});
+
+test('isPending: the ledger has not seen this seq', () => {
+  assert.equal(isPending(record({ seq: 3, submittedSeq: 0 })), true);
+  assert.equal(isPending(record({ seq: 4, submittedSeq: 3 })), true);
+  assert.equal(isPending(record({ seq: 3, submittedSeq: 3 })), false);
+});
+
+test('heldLine summarises the receipts held', () => {
+  assert.match(heldLine({ receipts: 0, bytes: 0, pending: 0 }), /^No receipts held yet/);
+  assert.equal(heldLine({ receipts: 2, bytes: 6_300_000, pending: 1 }),
+    '2 receipts held · 6.3 MB attested · 1 not yet sent to the ledger');
+  assert.equal(heldLine({ receipts: 1, bytes: 1000, pending: 0 }),
+    '1 receipt held · 1.0 KB attested · all sent to the ledger');
+  assert.match(heldLine(undefined), /^No receipts/);
+});
+
+test('submitText and errorCodes report what the ledger did', () => {
+  assert.equal(submitText({ stored: 1, duplicate: 0, rejected: 0, errors: [] }), 'Ledger: 1 stored, 0 duplicate, 0 rejected.');
+  assert.equal(submitText({ stored: 0, duplicate: 2, rejected: 0, errors: [] }), 'Ledger: 0 stored, 2 duplicate, 0 rejected.');
+  assert.equal(submitText({ stored: 0, duplicate: 0, rejected: 0, errors: [] }),
+    'Nothing new to send: the ledger has every receipt held.');
+  const errors = [
+    { id: 'a', code: 'bad_signature', message: 'x' },
+    { id: 'b', code: 'bad_signature', message: 'x' },
+    { id: 'c', code: 'too_old', message: 'y' },
+  ];
+  assert.equal(errorCodes(errors), 'bad_signature ×2, too_old');
+  assert.equal(submitText({ stored: 1, duplicate: 0, rejected: 3, errors }),
+    'Ledger: 1 stored, 0 duplicate, 3 rejected (bad_signature ×2, too_old).');
+  assert.equal(submitText({ stored: 0, duplicate: 0, rejected: 1 }), 'Ledger: 0 stored, 0 duplicate, 1 rejected (no code given).');
+  assert.equal(errorCodes([{}]), 'unknown');
+  assert.equal(errorCodes(undefined), '');
+});
+
+test('submitErrorLines: code, message and a short receipt id per refusal', () => {
+  const id = `${IH1}:d1:s1`;
+  assert.deepEqual(submitErrorLines([{ id, code: 'bad_signature', message: 'the signature does not verify' }]),
+    ['bad_signature: the signature does not verify (receipt 1111111111111111…)']);
+  assert.deepEqual(submitErrorLines([{ id: 'x', code: 'c', message: '' }]), ['c (receipt x)']);
+  const many = Array.from({ length: 8 }, (_, i) => ({ id: String(i), code: 'c' }));
+  const lines = submitErrorLines(many, 5);
+  assert.equal(lines.length, 6);
+  assert.equal(lines[5], '… and 3 more');
+  assert.deepEqual(submitErrorLines(undefined), []);
+});
+
+test('ledgerTotalText and ledgerUnreachableText', () => {
+  assert.equal(
+    ledgerTotalText({ uploader: KEY, bytes: 3_157_073, receipts: 1, torrents: [{ info_hash: IH1, length: 3_157_073, bytes: 3_157_073, receipts: 1 }] }),
+    'Ledger total for this key: 3.2 MB (3,157,073 bytes) from 1 receipt for 1 torrent',
+  );
+  assert.equal(ledgerTotalText({ uploader: KEY, bytes: 0, receipts: 0, torrents: [] }),
+    'Ledger total for this key: nothing credited yet.');
+  assert.equal(ledgerTotalText(undefined), 'Ledger total for this key: nothing credited yet.');
+  assert.equal(ledgerUnreachableText('The ledger answered HTTP 404'),
+    'Ledger total for this key: the ledger could not be reached (The ledger answered HTTP 404).');
+  assert.equal(ledgerUnreachableText(''), 'Ledger total for this key: the ledger could not be reached.');
+});
+
+test('throttle: once at once, a burst merged into one call at the end of the window', () => {
+  let now = 0;
+  const due = [];
+  const clock = { now: () => now, setTimeout: (fn, ms) => due.push({ fn, at: now + ms }) };
+  let calls = 0;
+  const poke = throttle(() => { calls += 1; }, 1000, clock);
+  const advance = (to) => {
+    now = to;
+    for (const t of due.splice(0).sort((a, b) => a.at - b.at)) {
+      if (t.at <= now) t.fn();
+      else due.push(t);
+    }
+  };
+  poke();
+  assert.equal(calls, 1, 'the first call runs at once');
+  advance(100); poke(); poke(); poke();
+  assert.equal(calls, 1, 'calls within the window wait');
+  assert.equal(due.length, 1, 'and are merged into one');
+  advance(999);
+  assert.equal(calls, 1);
+  advance(1000);
+  assert.equal(calls, 2, 'the merged call runs when the window ends');
+  advance(1500); poke();
+  assert.equal(calls, 2, 'a window starts again after the merged call');
+  advance(2000);
+  assert.equal(calls, 3);
+  advance(5000); poke();
+  assert.equal(calls, 4, 'after a quiet spell a call runs at once');
 });
