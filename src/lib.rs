@@ -9,6 +9,7 @@ pub mod bitfield;
 pub mod create;
 pub mod engine;
 pub mod id;
+pub mod ledger;
 pub mod magnet;
 pub mod metainfo;
 pub mod receipt;

@@ -1,10 +1,11 @@
 //! Drivers that give the sans-IO core real I/O on an operating system (feature `native`): the
-//! WebSocket tracker server (`tracker`) and the one-process web app server (`serve`), on tokio
-//! and axum.
+//! WebSocket tracker server (`tracker`), the receipt ledger's SQLite store and HTTP API
+//! (`ledger`), and the one-process web app server (`serve`), on tokio and axum.
 //!
 //! Protocol decisions belong in the core (`signal`, ...); code here only moves bytes, reads the
 //! clock and entropy, and must never block the async runtime while holding a lock.
 
+pub mod ledger;
 pub mod serve;
 pub mod tracker;
 

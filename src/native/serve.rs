@@ -1,7 +1,7 @@
 //! `seedtab serve`: one process that serves the built web app (a static directory, with
 //! `index.html` as the fallback for client-side routes), its runtime configuration at
-//! `GET /config.json`, and the WebSocket tracker at `/announce` — so a single address is all a
-//! deployment or a browser test needs.
+//! `GET /config.json`, the WebSocket tracker at `/announce` and the receipt ledger's API at
+//! `/api` — so a single address is all a deployment or a browser test needs.
 //!
 //! Only wiring: no protocol logic, and nothing outside the `--www` directory is ever served.
 
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tower_http::services::{ServeDir, ServeFile};
 
+use super::ledger::{self, Ledger};
 use super::tracker::{self, TrackerService};
 use crate::signal::server::TrackerConfig;
 
@@ -29,6 +30,9 @@ pub struct ServeOptions {
     /// STUN/TURN URLs handed to the browser in `/config.json`, in order.
     pub ice_servers: Vec<String>,
     pub tracker: TrackerConfig,
+    /// The ledger's SQLite file; `:memory:` (the default here, so tests leave no file) keeps it
+    /// in memory. The command line defaults to `seedtab-ledger.sqlite`.
+    pub db: PathBuf,
 }
 
 impl Default for ServeOptions {
@@ -37,6 +41,7 @@ impl Default for ServeOptions {
             www: PathBuf::from("www/dist"),
             ice_servers: Vec::new(),
             tracker: TrackerConfig::default(),
+            db: PathBuf::from(ledger::IN_MEMORY),
         }
     }
 }
@@ -48,11 +53,17 @@ pub fn config_json(ice_servers: &[String]) -> Value {
     json!({ "iceServers": ice, "trackers": [] })
 }
 
-/// The whole app: tracker routes (`/announce`, `/stats`), `/config.json`, static files.
-pub fn app_router(opts: &ServeOptions, tracker: Arc<TrackerService>) -> Router {
+/// The whole app: tracker routes (`/announce`, `/stats`), the ledger API (`/api/...`),
+/// `/config.json`, static files.
+pub fn app_router(
+    opts: &ServeOptions,
+    tracker: Arc<TrackerService>,
+    ledger: Arc<Ledger>,
+) -> Router {
     let config = config_json(&opts.ice_servers).to_string();
     let files = ServeDir::new(&opts.www).fallback(ServeFile::new(opts.www.join("index.html")));
     tracker::router(tracker, false)
+        .nest("/api", ledger::router(ledger))
         .route(
             "/config.json",
             get(move || {
@@ -72,29 +83,48 @@ pub fn app_router(opts: &ServeOptions, tracker: Arc<TrackerService>) -> Router {
         .fallback_service(files)
 }
 
-/// Serves the app on `listener` until `shutdown` resolves.
+/// Serves the app on `listener` until `shutdown` resolves, with the ledger database of
+/// `opts.db`.
 pub async fn serve_app(
     listener: TcpListener,
     opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let ledger = ledger::open(opts.db.clone()).await?;
+    serve_app_with(listener, opts, ledger, shutdown).await
+}
+
+async fn serve_app_with(
+    listener: TcpListener,
+    opts: ServeOptions,
+    ledger: Arc<Ledger>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     if !opts.www.join("index.html").is_file() {
         tracing::warn!(www = %opts.www.display(), "no index.html in the web app directory; build the app or pass --www");
     }
     let service = TrackerService::new(opts.tracker.clone());
-    let app = app_router(&opts, service.clone());
+    let app = app_router(&opts, service.clone(), ledger);
     tracker::serve_router(listener, app, service, shutdown).await
 }
 
-/// `seedtab serve`: binds `addr`, prints `seedtab serving http://ADDR/ (tracker ws://ADDR/announce)`
-/// with the real bound address, serves until Ctrl-C or SIGTERM.
+/// `seedtab serve`: opens the ledger database (before anything is printed, so a bad `--db` is
+/// the only message), binds `addr`, prints
+/// `seedtab serving http://ADDR/ (tracker ws://ADDR/announce)` with the real bound address, then
+/// `seedtab ledger http://ADDR/api (db FILE)`, and serves until Ctrl-C or SIGTERM.
 pub async fn run(addr: SocketAddr, opts: ServeOptions) -> io::Result<()> {
+    let ledger = ledger::open(opts.db.clone()).await?;
     let listener = bind(addr).await?;
     let local = listener.local_addr()?;
+    // Scripts match this first line exactly (tests/browser/harness.mjs): keep it as it is.
     announce_line(&format!(
         "seedtab serving http://{local}/ (tracker ws://{local}/announce)"
     ));
-    serve_app(listener, opts, super::shutdown_signal()).await
+    announce_line(&format!(
+        "seedtab ledger http://{local}/api (db {})",
+        ledger.location()
+    ));
+    serve_app_with(listener, opts, ledger, super::shutdown_signal()).await
 }
 
 /// Binds, with the address in the error (a bare "Address already in use" names no port).
