@@ -14,16 +14,19 @@ const MiB = 1024 * 1024;
 
 let server;
 let browser;
+let tmp;
 
 before(async () => {
-  const dir = tempDir('seedtab-receipts-');
-  server = await startServer({ args: ['--db', `${dir}/ledger.sqlite`] });
+  // A real database file: the ledger as `seedtab serve` runs it by default.
+  tmp = tempDir('seedtab-receipts-');
+  server = await startServer({ args: ['--db', `${tmp.dir}/ledger.sqlite`] });
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
+  tmp?.cleanup();
 });
 
 async function poll(fn, what, ms = 30_000) {
