@@ -296,6 +296,7 @@ impl Session {
         if self.have.is_complete() && !self.done_reported {
             self.done_reported = true;
             self.events.push_back(Event::Done);
+            self.reward_complete(self.now_ms);
         }
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
@@ -1301,6 +1302,7 @@ impl Session {
         if self.have.is_complete() && !self.done_reported {
             self.done_reported = true;
             self.events.push_back(Event::Done);
+            self.reward_complete(self.now_ms);
             // Seeding now: rank by what we give, not what we get.
             self.rechoke(true);
         }

@@ -44,9 +44,12 @@ impl RewardConfig {
     }
 }
 
-/// A receipt-capable peer may have us verify one receipt per this many milliseconds; more are
-/// dropped unread (the next cumulative one replaces them), so a flood cannot burn our CPU.
+/// Signature checks a peer can cause are bounded: one per this many milliseconds, unless the
+/// receipt adds at least [`FREE_STEP_BYTES`] (which what we sent bounds) or completes the
+/// torrent. A receipt that must wait is kept (only the newest) and checked by `tick`, so the
+/// last receipt of a fast transfer is never lost.
 const MIN_VERIFY_INTERVAL_MS: u64 = 50;
+const FREE_STEP_BYTES: u64 = 256 * 1024;
 
 /// One connection's receipt state, both directions.
 #[derive(Debug, Default, Clone)]
@@ -75,6 +78,8 @@ pub(crate) struct PeerReward {
     /// The latest valid receipt it signed for us.
     pub latest: Option<SignedReceipt>,
     pub last_verify_ms: Option<u64>,
+    /// A receipt that arrived too soon after the last check, waiting for `tick`.
+    pub pending: Option<Vec<u8>>,
     /// Choked because its receipts trail too far (require mode).
     pub held: bool,
 }
@@ -233,8 +238,35 @@ impl Session {
         self.events.push_back(Event::SignReceipt { key, receipt });
     }
 
-    /// Timer duty: receipts that waited long enough.
+    /// Timer duty: receipts to sign that waited long enough, receipts to check that had to wait.
     pub(super) fn reward_tick(&mut self, now_ms: u64) {
+        if self.rewards.is_none() {
+            return;
+        }
+        for key in self.peer_keys() {
+            self.maybe_sign(key, now_ms, false);
+            let due = self.peers.get_mut(&key).and_then(|p| {
+                let r = &mut p.reward;
+                let ready = r
+                    .last_verify_ms
+                    .is_none_or(|t| now_ms.saturating_sub(t) >= MIN_VERIFY_INTERVAL_MS);
+                if ready {
+                    r.pending.take()
+                } else {
+                    None
+                }
+            });
+            if let Some(payload) = due {
+                if let Err(reason) = self.on_receipt(key, &payload) {
+                    self.close(key, reason);
+                }
+            }
+        }
+    }
+
+    /// The download just completed: every peer owed a receipt gets its last one now, while the
+    /// tab is surely still open.
+    pub(super) fn reward_complete(&mut self, now_ms: u64) {
         if self.rewards.is_none() {
             return;
         }
@@ -294,11 +326,6 @@ impl Session {
         let theirs = r
             .theirs
             .ok_or("receipt from a peer that announced no reward key")?;
-        if r.last_verify_ms
-            .is_some_and(|t| now.saturating_sub(t) < MIN_VERIFY_INTERVAL_MS)
-        {
-            return Ok(());
-        }
         let signed = SignedReceipt::decode(payload).map_err(|e| format!("bad receipt: {e}"))?;
         let rc = &signed.receipt;
         if rc.uploader != our_key {
@@ -321,6 +348,15 @@ impl Session {
                 rc.bytes, r.sent
             ));
         }
+        let step = rc.bytes - r.latest.as_ref().map_or(0, |l| l.receipt.bytes);
+        let too_soon = r
+            .last_verify_ms
+            .is_some_and(|t| now.saturating_sub(t) < MIN_VERIFY_INTERVAL_MS);
+        if too_soon && step < FREE_STEP_BYTES && Some(rc.bytes) != length {
+            r.pending = Some(payload.to_vec());
+            return Ok(());
+        }
+        r.pending = None;
         r.last_verify_ms = Some(now);
         signed.verify().map_err(|e| format!("bad receipt: {e}"))?;
         r.latest = Some(signed.clone());

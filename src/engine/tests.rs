@@ -905,3 +905,36 @@ fn forged_replayed_or_inflated_receipts_close_the_connection() {
         assert!(reason.contains(why), "{why:?} not in {reason:?}");
     }
 }
+
+#[test]
+fn receipts_arriving_close_together_are_checked_later_not_lost() {
+    let (meta, all) = torrent(&[("a", 700_000)], 16 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2)]);
+    net.reward(0, SEED_KEY, true, None);
+    net.reward(1, A_KEY, true, None);
+    // A receipt for every 16 KiB: many arrive within one verification interval.
+    let mut cfg = RewardConfig::new(crate::receipt::public_key(&A_KEY), 0);
+    cfg.receipt_every_bytes = 16 * 1024;
+    net.nodes[1].set_rewards(Some(cfg));
+    net.connect(0, 1);
+    net.run(10_000);
+    let signed = net.events[1]
+        .iter()
+        .filter(|e| matches!(e, Event::SignReceipt { .. }))
+        .count();
+    let checked = net.events[0]
+        .iter()
+        .filter(|e| matches!(e, Event::ReceiptReceived { .. }))
+        .count();
+    assert!(
+        checked < signed,
+        "some waited: {checked} checked of {signed}"
+    );
+    let held = held_by(&net, 0);
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].receipt.bytes,
+        all.len() as u64,
+        "the last one was kept"
+    );
+}
