@@ -37,8 +37,8 @@ impl RewardConfig {
         RewardConfig {
             key,
             unix_ms_at_zero,
-            receipt_every_bytes: 1 << 20,
-            receipt_every_ms: 2_000,
+            receipt_every_bytes: 4 << 20,
+            receipt_every_ms: 1_000,
             require_receipts: None,
         }
     }

@@ -61,7 +61,7 @@ async function seedAndFetch(label, size, { seederOpts = {}, leecherOpts = {} } =
 }
 
 test('a seeder earns receipts for exactly the file, and the ledger totals them', { timeout: TEST_TIMEOUT }, async () => {
-  const size = 3 * MiB + 12_345;
+  const size = 9 * MiB + 12_345; // more than two 4 MiB receipt batches
   const { A, B, seeded, fetched } = await seedAndFetch('earn', size);
   assert.match(seeded.key, /^[0-9a-f]{64}$/);
   assert.match(fetched.key, /^[0-9a-f]{64}$/);

@@ -89,23 +89,47 @@ export async function signReceipt(privateKey, message) {
   return new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, privateKey, message));
 }
 
+/** Receipts waiting to be written: one transaction for a burst, the newest per session. */
+const queue = new Map();
+let flushing = null;
+/** How long a burst may gather before it is written: short, so a closing tab loses little. */
+const FLUSH_MS = 100;
+
 /**
  * Keeps a verified receipt, replacing an older one of the same session (higher `seq` wins) and
- * keeping what the ledger said about earlier ones.
+ * keeping what the ledger said about earlier ones. Resolves once it is written.
  */
-export async function keepReceipt(rec) {
+export function keepReceipt(rec) {
+  const queued = queue.get(rec.id);
+  if (!queued || queued.seq < rec.seq) queue.set(rec.id, rec);
+  if (!flushing) {
+    flushing = new Promise((resolve) => { setTimeout(resolve, FLUSH_MS); }).then(flushReceipts);
+  }
+  return flushing;
+}
+
+async function flushReceipts() {
+  const batch = [...queue.values()];
+  queue.clear();
+  flushing = null;
   const db = await openDb();
   const tx = db.transaction(RECEIPTS, 'readwrite');
   const store = tx.objectStore(RECEIPTS);
-  const old = await req(store.get(rec.id));
-  if (!old || old.seq < rec.seq) {
-    store.put({ ...rec, submittedSeq: old ? old.submittedSeq : 0, ledger: old ? old.ledger : null });
+  for (const rec of batch) {
+    const r = store.get(rec.id);
+    r.onsuccess = () => {
+      const old = r.result;
+      if (!old || old.seq < rec.seq) {
+        store.put({ ...rec, submittedSeq: old ? old.submittedSeq : 0, ledger: old ? old.ledger : null });
+      }
+    };
   }
   await done(tx);
 }
 
 /** Every receipt held, oldest session first. */
 export async function listReceipts() {
+  if (flushing) await flushing;
   const db = await openDb();
   const all = await req(db.transaction(RECEIPTS).objectStore(RECEIPTS).getAll());
   return all.sort((a, b) => a.timestamp - b.timestamp);
