@@ -349,24 +349,43 @@ impl Sim {
 
 const MB_PER_S: f64 = 1000.0; // bytes per ms in 1 MB/s
 
-fn one_seed_many(seed: u64, downloaders: usize, neighbours: usize, loss: f64) -> (u64, f64) {
-    let file = 4 << 20;
+const SEED_SHAPE: Shape = Shape {
+    up: 2.0 * MB_PER_S,
+    down: 2.0 * MB_PER_S,
+};
+const PEER_SHAPE: Shape = Shape {
+    up: 4.0 * MB_PER_S,
+    down: 4.0 * MB_PER_S,
+};
+
+/// A seed (node 0) and `downloaders`, each joined to the seed and `neighbours` random others;
+/// with `rewards`, everyone signs and checks receipts.
+fn one_seed_swarm(
+    seed: u64,
+    file: usize,
+    downloaders: usize,
+    neighbours: usize,
+    loss: f64,
+    rewards: bool,
+) -> Sim {
     let mut sim = Sim::new(seed, file, 32 * 1024, loss);
-    let seed_shape = Shape {
-        up: 2.0 * MB_PER_S,
-        down: 2.0 * MB_PER_S,
-    };
-    let peer_shape = Shape {
-        up: 4.0 * MB_PER_S,
-        down: 4.0 * MB_PER_S,
-    };
-    let s = sim.add(true, false, seed_shape);
+    let s = sim.add(true, false, SEED_SHAPE);
     for _ in 0..downloaders {
-        sim.add(false, false, peer_shape);
+        sim.add(false, false, PEER_SHAPE);
+    }
+    if rewards {
+        sim.enable_rewards();
     }
     for i in 1..=downloaders {
         sim.connect_random(i, neighbours, &[s]);
     }
+    sim
+}
+
+fn one_seed_many(seed: u64, downloaders: usize, neighbours: usize, loss: f64) -> (u64, f64) {
+    let file = 4 << 20;
+    let (seed_shape, peer_shape, s) = (SEED_SHAPE, PEER_SHAPE, 0);
+    let mut sim = one_seed_swarm(seed, file, downloaders, neighbours, loss, false);
     let done = sim.run_until_done(120_000);
     sim.assert_all_complete();
     let mut times: Vec<u64> = sim.nodes.iter().skip(1).filter_map(|n| n.done_at).collect();
@@ -508,28 +527,7 @@ fn downloaders_finish_among_themselves_after_the_seed_leaves() {
 #[test]
 fn receipts_in_a_swarm_attest_every_byte_exactly_once() {
     let file = 2 << 20;
-    let build = |rewards: bool| {
-        let mut sim = Sim::new(11, file, 32 * 1024, 0.0);
-        let seed_shape = Shape {
-            up: 2.0 * MB_PER_S,
-            down: 2.0 * MB_PER_S,
-        };
-        let peer_shape = Shape {
-            up: 4.0 * MB_PER_S,
-            down: 4.0 * MB_PER_S,
-        };
-        let s = sim.add(true, false, seed_shape);
-        for _ in 0..20 {
-            sim.add(false, false, peer_shape);
-        }
-        if rewards {
-            sim.enable_rewards();
-        }
-        for i in 1..=20 {
-            sim.connect_random(i, 6, &[s]);
-        }
-        sim
-    };
+    let build = |rewards: bool| one_seed_swarm(11, file, 20, 6, 0.0, rewards);
     let mut plain = build(false);
     let plain_done = plain.run_until_done(120_000);
     let mut sim = build(true);

@@ -484,14 +484,7 @@ function libraryRow(entry) {
   progress.value = 0;
   progress.setAttribute('aria-label', 'Progress');
 
-  const stats = el('dl', 'stats lib-stats');
-  const stat = (label, className) => {
-    const dd = el('dd', className, '—');
-    const div = el('div');
-    div.append(el('dt', '', label), dd);
-    stats.append(div);
-    return dd;
-  };
+  const { stats, stat } = statList('stats lib-stats');
   const size = stat('Size', 'lib-size');
   const percent = stat('Progress', 'lib-percent');
   const ratio = stat('Ratio', 'lib-ratio');
@@ -744,14 +737,7 @@ function earnedRow(infoHash) {
   const item = el('li', 'earned-item');
   item.dataset.infohash = infoHash;
   const name = el('h3', 'earned-name name');
-  const stats = el('dl', 'stats earned-stats');
-  const stat = (label, className) => {
-    const dd = el('dd', className, '—');
-    const div = el('div');
-    div.append(el('dt', '', label), dd);
-    stats.append(div);
-    return dd;
-  };
+  const { stats, stat } = statList('stats earned-stats');
   const bytes = stat('Attested', 'earned-bytes');
   const size = stat('Size', 'earned-size');
   const downloaders = stat('Downloaders', 'earned-downloaders');
@@ -911,6 +897,19 @@ function readFiles(torrent) {
 }
 
 /** A new element with an optional class and text (textContent: never parsed as HTML). */
+/** A `<dl>` of label/value pairs; `stat(label, className)` adds one and returns its `<dd>`. */
+function statList(className) {
+  const stats = el('dl', className);
+  const stat = (label, valueClass) => {
+    const dd = el('dd', valueClass, '—');
+    const div = el('div');
+    div.append(el('dt', '', label), dd);
+    stats.append(div);
+    return dd;
+  };
+  return { stats, stat };
+}
+
 function el(tag, className = '', text = '') {
   const node = document.createElement(tag);
   if (className) node.className = className;

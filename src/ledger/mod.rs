@@ -88,34 +88,18 @@ impl Accepted {
 /// [`code`](Rejection::code); [`Display`](fmt::Display) gives the human message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
-    /// Not hex, not canonical bencode, or not exactly the fields of a version-1 receipt.
-    Malformed(&'static str),
-    WrongDomain,
-    UnsupportedVersion(i64),
-    BadSignature,
-    /// `bytes` above the receipt's own `len`.
-    ExceedsLength,
-    SelfReceipt,
+    /// The receipt itself is refused (not hex counts as malformed): its code is the
+    /// receipt's.
+    Receipt(ReceiptError),
     /// A lower `seq` than the receipt stored for the same session.
-    SequenceRegressed {
-        stored: u64,
-        got: u64,
-    },
+    SequenceRegressed { stored: u64, got: u64 },
     /// The `seq` of the stored receipt with different content: the downloader signed two
     /// receipts with one sequence number.
-    SequenceConflict {
-        seq: u64,
-    },
+    SequenceConflict { seq: u64 },
     /// A higher `seq` that claims fewer bytes: receipts are cumulative.
-    BytesDecreased {
-        stored: u64,
-        got: u64,
-    },
+    BytesDecreased { stored: u64, got: u64 },
     /// The torrent's `len` differs from the length the ledger already holds for the info-hash.
-    LengthMismatch {
-        known: u64,
-        got: u64,
-    },
+    LengthMismatch { known: u64, got: u64 },
 }
 
 impl Rejection {
@@ -136,12 +120,7 @@ impl Rejection {
     /// The stable machine-readable code; the first six are [`ReceiptError::code`]'s.
     pub fn code(&self) -> &'static str {
         match self {
-            Rejection::Malformed(_) => "malformed",
-            Rejection::WrongDomain => "wrong_domain",
-            Rejection::UnsupportedVersion(_) => "unsupported_version",
-            Rejection::BadSignature => "bad_signature",
-            Rejection::ExceedsLength => "exceeds_length",
-            Rejection::SelfReceipt => "self_receipt",
+            Rejection::Receipt(e) => e.code(),
             Rejection::SequenceRegressed { .. } => "sequence_regressed",
             Rejection::SequenceConflict { .. } => "sequence_conflict",
             Rejection::BytesDecreased { .. } => "bytes_decreased",
@@ -157,26 +136,14 @@ impl Rejection {
 
 impl From<ReceiptError> for Rejection {
     fn from(e: ReceiptError) -> Rejection {
-        match e {
-            ReceiptError::Malformed(why) => Rejection::Malformed(why),
-            ReceiptError::WrongDomain => Rejection::WrongDomain,
-            ReceiptError::UnsupportedVersion(v) => Rejection::UnsupportedVersion(v),
-            ReceiptError::BadSignature => Rejection::BadSignature,
-            ReceiptError::ExceedsLength => Rejection::ExceedsLength,
-            ReceiptError::SelfReceipt => Rejection::SelfReceipt,
-        }
+        Rejection::Receipt(e)
     }
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rejection::Malformed(why) => ReceiptError::Malformed(why).fmt(f),
-            Rejection::WrongDomain => ReceiptError::WrongDomain.fmt(f),
-            Rejection::UnsupportedVersion(v) => ReceiptError::UnsupportedVersion(*v).fmt(f),
-            Rejection::BadSignature => ReceiptError::BadSignature.fmt(f),
-            Rejection::ExceedsLength => ReceiptError::ExceedsLength.fmt(f),
-            Rejection::SelfReceipt => ReceiptError::SelfReceipt.fmt(f),
+            Rejection::Receipt(e) => e.fmt(f),
             Rejection::SequenceRegressed { stored, got } => write!(
                 f,
                 "seq {got} is lower than the stored receipt's seq {stored} for this session"
@@ -264,9 +231,11 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// huge string costs nothing.
 pub fn verify_hex(s: &str) -> Result<Verified, Rejection> {
     if s.len() > 2 * crate::receipt::MAX_ENCODED_LEN {
-        return Err(Rejection::Malformed("longer than 512 bytes"));
+        return Err(Rejection::Receipt(ReceiptError::Malformed(
+            "longer than 512 bytes",
+        )));
     }
-    let bytes = decode_hex(s).ok_or(Rejection::Malformed("not hex"))?;
+    let bytes = decode_hex(s).ok_or(Rejection::Receipt(ReceiptError::Malformed("not hex")))?;
     Ok(Verified(SignedReceipt::decode_verified(&bytes)?))
 }
 
@@ -389,12 +358,12 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_listed() {
         let all = [
-            Rejection::Malformed("x"),
-            Rejection::WrongDomain,
-            Rejection::UnsupportedVersion(2),
-            Rejection::BadSignature,
-            Rejection::ExceedsLength,
-            Rejection::SelfReceipt,
+            ReceiptError::Malformed("x").into(),
+            ReceiptError::WrongDomain.into(),
+            ReceiptError::UnsupportedVersion(2).into(),
+            ReceiptError::BadSignature.into(),
+            ReceiptError::ExceedsLength.into(),
+            ReceiptError::SelfReceipt.into(),
             Rejection::SequenceRegressed { stored: 2, got: 1 },
             Rejection::SequenceConflict { seq: 1 },
             Rejection::BytesDecreased { stored: 2, got: 1 },
@@ -411,23 +380,38 @@ mod tests {
         assert_eq!(Verified::check(r.get().clone()), Ok(r.clone()));
         assert_eq!(verify_hex(&h), Ok(r.clone()));
         assert_eq!(verify_hex(&h.to_uppercase()), Ok(r.clone()));
-        assert_eq!(verify_hex("zz"), Err(Rejection::Malformed("not hex")));
-        assert_eq!(verify_hex("abc"), Err(Rejection::Malformed("not hex")));
-        assert!(matches!(verify_hex(""), Err(Rejection::Malformed(_))));
+        assert_eq!(
+            verify_hex("zz"),
+            Err(Rejection::Receipt(ReceiptError::Malformed("not hex")))
+        );
+        assert_eq!(
+            verify_hex("abc"),
+            Err(Rejection::Receipt(ReceiptError::Malformed("not hex")))
+        );
+        assert!(matches!(
+            verify_hex(""),
+            Err(Rejection::Receipt(ReceiptError::Malformed(_)))
+        ));
         assert!(matches!(
             verify_hex(&"00".repeat(600)),
-            Err(Rejection::Malformed(_))
+            Err(Rejection::Receipt(ReceiptError::Malformed(_)))
         ));
         let mut forged = r.into_inner();
         forged.signature[0] ^= 1;
         assert_eq!(
             verify_hex(&hex(&forged.encode())),
-            Err(Rejection::BadSignature)
+            Err(Rejection::Receipt(ReceiptError::BadSignature))
         );
-        assert_eq!(Verified::check(forged), Err(Rejection::BadSignature));
+        assert_eq!(
+            Verified::check(forged),
+            Err(Rejection::Receipt(ReceiptError::BadSignature))
+        );
         let mut own = signed(1, 1).receipt;
         own.uploader = own.downloader;
-        assert_eq!(Verified::check(sign(own, &DL)), Err(Rejection::SelfReceipt));
+        assert_eq!(
+            Verified::check(sign(own, &DL)),
+            Err(ReceiptError::SelfReceipt.into())
+        );
         assert_eq!(decode_hex("0aFf"), Some(vec![0x0a, 0xff]));
         assert_eq!(decode_hex("é0"), None);
     }

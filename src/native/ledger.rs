@@ -864,7 +864,10 @@ mod tests {
         assert_eq!(out.len(), 200);
         for (i, r) in out.iter().enumerate() {
             if i == 150 {
-                assert_eq!(r, &Err(Rejection::Malformed("not hex")));
+                assert_eq!(
+                    r,
+                    &Err(crate::receipt::ReceiptError::Malformed("not hex").into())
+                );
             } else {
                 assert_eq!(r.as_ref().unwrap().receipt.seq, i as u64 + 1);
             }
