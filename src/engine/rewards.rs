@@ -209,7 +209,9 @@ impl Session {
         let (Some(theirs), Some(_)) = (r.theirs, r.their_id) else {
             return;
         };
-        if r.signing || r.credited <= r.signed {
+        // A receipt never says more than the torrent's length, even when pieces came twice
+        // (re-fetched after a storage failure): once it says all, there is nothing more to sign.
+        if r.signing || r.credited.min(length) <= r.signed {
             return;
         }
         let due = force

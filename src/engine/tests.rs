@@ -938,3 +938,27 @@ fn receipts_arriving_close_together_are_checked_later_not_lost() {
         "the last one was kept"
     );
 }
+
+#[test]
+fn pieces_fetched_twice_never_push_a_receipt_past_the_length() {
+    let (meta, all) = torrent(&[("a", 300_000)], 32 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2)]);
+    net.reward(0, SEED_KEY, true, None);
+    net.reward(1, A_KEY, true, None);
+    net.connect(0, 1);
+    net.run(10_000);
+    assert!(net.nodes[1].is_complete());
+    // As after a storage failure: the pieces are gone and come again from the same peer.
+    let n = meta.info.num_pieces();
+    net.nodes[1].forget_pieces(&(0..n).collect::<Vec<u32>>());
+    net.run(10_000);
+    assert_eq!(read_all(&net.nodes[1]), all);
+    let closed = net.events.iter().flatten().find_map(|e| match e {
+        Event::ClosePeer { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(closed, None, "the connection stays up");
+    let held = held_by(&net, 0);
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].receipt.bytes, all.len() as u64);
+}
