@@ -982,10 +982,32 @@ async function startClient() {
   if (!field.value.trim()) field.value = pickTrackers(config, window.location).join('\n');
   readTrackers();
   try {
-    state.client = new Client({ trackers: state.trackers, iceServers: state.iceServers });
+    state.client = new Client({
+      trackers: state.trackers, iceServers: state.iceServers, requireReceipts: readRequireReceipts(),
+    });
+    showRequireLimit();
   } catch (err) {
     showError('seedtab could not start', err);
   }
+}
+
+const REQUIRE_KEY = 'seedtab.requireReceipts';
+
+/** The "require receipts" choice, kept in this browser between visits (off by default). */
+function readRequireReceipts() {
+  try { return localStorage.getItem(REQUIRE_KEY) === '1'; } catch { return false; }
+}
+
+function setRequireReceipts(on) {
+  try { localStorage.setItem(REQUIRE_KEY, on ? '1' : '0'); } catch { /* not kept: fine */ }
+  if (state.client) state.client.setRequireReceipts(on);
+  showRequireLimit();
+}
+
+/** What the client actually applies, for tests and the curious: bytes, or "off". */
+function showRequireLimit() {
+  const limit = state.client ? state.client.requireReceipts : null;
+  $('earned-require').dataset.limit = limit == null ? 'off' : String(limit);
 }
 
 /** Brings back every torrent kept in this browser, then keeps the library and storage line fresh. */
@@ -1032,6 +1054,8 @@ function wire() {
   });
   $('seed-copy').addEventListener('click', copySeedMagnet);
   $('earned-submit').addEventListener('click', submitEarned);
+  $('earned-require').checked = readRequireReceipts();
+  $('earned-require').addEventListener('change', (e) => setRequireReceipts(e.target.checked));
   $('earned-key-copy').addEventListener('click', copyEarnedKey);
   $('trackers-input').addEventListener('input', readTrackers);
   dropZone($('download-drop'), onDownloadDrop);

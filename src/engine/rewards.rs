@@ -95,6 +95,26 @@ impl Session {
         self.rewards.as_ref()
     }
 
+    /// Turns "require receipts" on (with the unpaid-bytes limit) or off, from now on. Off
+    /// releases every peer held back for want of receipts.
+    pub fn set_require_receipts(&mut self, limit: Option<u64>) {
+        let Some(cfg) = self.rewards.as_mut() else {
+            return;
+        };
+        cfg.require_receipts = limit;
+        let mut released = false;
+        for peer in self.peers.values_mut() {
+            let r = &mut peer.reward;
+            if r.held && limit.is_none_or(|l| !r.owed_beyond(l)) {
+                r.held = false;
+                released = true;
+            }
+        }
+        if released {
+            self.rechoke(false);
+        }
+    }
+
     /// The latest valid receipt each connected peer signed for us.
     pub fn receipts_held(&self) -> Vec<(PeerKey, SignedReceipt)> {
         self.peers

@@ -962,3 +962,17 @@ fn pieces_fetched_twice_never_push_a_receipt_past_the_length() {
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].receipt.bytes, all.len() as u64);
 }
+
+#[test]
+fn turning_require_mode_off_releases_a_held_peer() {
+    let (meta, all) = torrent(&[("a", 1_000_000)], 32 * 1024);
+    let mut net = Net::new(vec![seeder(&meta, &all, 1), leecher(&meta, 2)]);
+    net.reward(0, SEED_KEY, true, Some(128 * 1024));
+    net.reward(1, A_KEY, false, None); // never signs
+    net.connect(0, 1);
+    net.run(10_000);
+    assert!(!net.nodes[1].is_complete(), "held back");
+    net.nodes[0].set_require_receipts(None);
+    net.run(10_000);
+    assert_eq!(read_all(&net.nodes[1]), all);
+}

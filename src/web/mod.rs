@@ -164,12 +164,7 @@ impl Client {
         } else {
             rewards::start_loading()
         };
-        let require = util::get(&opts, "requireReceipts");
-        let require_receipts = match require.as_f64() {
-            Some(n) if n >= 0.0 => Some(n as u64),
-            _ if require == JsValue::TRUE => Some(rewards::DEFAULT_REQUIRE_BYTES),
-            _ => None,
-        };
+        let require_receipts = rewards::require_limit(&util::get(&opts, "requireReceipts"));
         Client {
             inner: ClientInner::create(trackers, ice, debug, storage, reward_key, require_receipts),
         }
@@ -201,6 +196,28 @@ impl Client {
             }
             Ok(o.into())
         })
+    }
+
+    /// "Require receipts": the unpaid-bytes limit for receipt-capable peers, or null when off.
+    #[wasm_bindgen(getter, js_name = requireReceipts)]
+    pub fn require_receipts(&self) -> Option<f64> {
+        self.inner.borrow().require_receipts.map(|n| n as f64)
+    }
+
+    /// Turns "require receipts" on (`true`: 32 MiB, or a number of bytes) or off (`false`), for
+    /// every torrent of this client, now and later.
+    #[wasm_bindgen(js_name = setRequireReceipts)]
+    pub fn set_require_receipts(&self, value: JsValue) {
+        let limit = rewards::require_limit(&value);
+        let torrents = {
+            let mut c = self.inner.borrow_mut();
+            c.require_receipts = limit;
+            c.torrents.clone()
+        };
+        for t in &torrents {
+            t.borrow_mut().session.set_require_receipts(limit);
+            torrent::drive(t);
+        }
     }
 
     /// The receipts this browser's uploads earned (every tab of this site shares them), each

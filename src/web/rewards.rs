@@ -38,6 +38,15 @@ extern "C" {
 /// paying peer is never held back by its own pipeline.
 pub const DEFAULT_REQUIRE_BYTES: u64 = 32 << 20;
 
+/// The limit a page asks for: a number of bytes, `true` for the default, anything else off.
+pub fn require_limit(value: &JsValue) -> Option<u64> {
+    match value.as_f64() {
+        Some(n) if n >= 0.0 => Some(n as u64),
+        _ if *value == JsValue::TRUE => Some(DEFAULT_REQUIRE_BYTES),
+        _ => None,
+    }
+}
+
 /// The key, once loaded. `private` is an opaque, non-extractable CryptoKey.
 pub struct RewardKey {
     pub public: [u8; 32],

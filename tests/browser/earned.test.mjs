@@ -234,3 +234,29 @@ test('an unreachable ledger gives a quiet note, not an error', { timeout: TEST_T
     await context.close();
   }
 });
+
+test('"Require receipts" is off by default, reaches the client when checked, and is remembered', { timeout: TEST_TIMEOUT }, async () => {
+  const context = await browser.newContext();
+  const page = await openPage(browser, null, { name: 'require', context });
+  const limit = () => page.getAttribute('#earned-require', 'data-limit');
+  const loaded = async () => {
+    await page.waitForFunction(() => document.getElementById('earned').dataset.ready === 'true', null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById('earned-require').dataset.limit, null, { timeout: 30_000 });
+  };
+  try {
+    await page.goto(server.url, { waitUntil: 'load' });
+    await loaded();
+    assert.equal(await page.isChecked('#earned-require'), false);
+    assert.equal(await limit(), 'off');
+    await page.check('#earned-require');
+    assert.equal(await limit(), String(32 * 1024 * 1024), 'the client applies the 32 MiB default');
+    await page.reload({ waitUntil: 'load' });
+    await loaded();
+    assert.equal(await page.isChecked('#earned-require'), true, 'remembered across a reload');
+    assert.equal(await limit(), String(32 * 1024 * 1024));
+    await page.uncheck('#earned-require');
+    assert.equal(await limit(), 'off');
+  } finally {
+    await context.close();
+  }
+});
