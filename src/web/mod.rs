@@ -32,6 +32,7 @@ use crate::store::MemoryStore;
 use client::ClientInner;
 pub use hashing::{sha1_pieces, sha1_pieces_scalar, PieceHasher};
 use torrent::{TorrentInner, TorrentRef};
+pub use webcrypto::sha1_pieces_webcrypto;
 
 #[wasm_bindgen(start)]
 pub fn start() {
