@@ -505,21 +505,28 @@ function downloadedSha(tab, kind) {
   }, kind, STEP_MS, `${tab.name}: read the file back`);
 }
 
-/**
- * With receipts on: what the seeder's kept receipts for this torrent attest, waiting up to 5 s
- * for the last one (signed at completion, kept asynchronously). Proves receipts flowed.
- */
-function seederReceipts(tab, infoHash, size) {
-  return ev(tab.page, async ({ infoHash, size }) => {
-    const until = performance.now() + 5000;
-    let held = [];
-    while (performance.now() < until) {
-      held = (await client.receipts()).filter((r) => r.infoHash === infoHash);
-      if (held.reduce((n, r) => n + r.bytes, 0) >= size) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+/** With receipts on: what the receipts `tab` holds for this torrent attest. */
+function tabReceipts(tab, infoHash) {
+  return ev(tab.page, async (infoHash) => {
+    const held = (await client.receipts()).filter((r) => r.infoHash === infoHash);
     return { sessions: held.length, seq: held.reduce((n, r) => n + r.seq, 0), bytes: held.reduce((n, r) => n + r.bytes, 0) };
-  }, { infoHash, size }, 10_000, `${tab.name}: receipts`);
+  }, infoHash, 10_000, `${tab.name}: receipts`);
+}
+
+/**
+ * The receipts every tab holds, summed: every downloaded byte is attested once, to whoever sent
+ * it (the seeder, or another downloader in (d)). Waits up to 5 s for the last ones (signed at
+ * completion, kept asynchronously). Proves receipts flowed.
+ */
+async function allReceipts(tabs, infoHash, want) {
+  const until = Date.now() + 5000;
+  for (;;) {
+    const each = await Promise.all(tabs.map((t) => tabReceipts(t, infoHash)));
+    const sum = each.reduce((a, r) => ({ sessions: a.sessions + r.sessions, seq: a.seq + r.seq, bytes: a.bytes + r.bytes }),
+      { sessions: 0, seq: 0, bytes: 0 });
+    if (sum.bytes >= want || Date.now() > until) return { ...sum, seeder: each[0].bytes };
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
 
 function seederUploaded(tab, kind) {
@@ -606,9 +613,9 @@ async function swarmTransfer(kind, size, n, label) {
       }
     }
     const uploaded = await seederUploaded(S, kind);
-    const receipts = kind === 'seedtab' ? await seederReceipts(S, seeded.infoHash, size * n) : null;
+    const receipts = kind === 'seedtab' ? await allReceipts(tabs, seeded.infoHash, size * n) : null;
     if (receipts && receipts.bytes !== size * n) {
-      throw new Error(`${S.name}: receipts attest ${receipts.bytes} bytes, not ${size * n}`);
+      throw new Error(`${label}: receipts attest ${receipts.bytes} bytes, not ${size * n}`);
     }
     for (const tab of tabs) await destroyClient(tab);
     const per = results.map((r) => ({
