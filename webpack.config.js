@@ -3,6 +3,8 @@
 //   www/app.js     + www/index.html   -> www/dist/index.html   (the web app)
 //   www/harness.js + www/harness.html -> www/dist/harness.html (page for tests/browser/)
 //   www/storage-harness.{js,html}     -> www/dist/storage-harness.html (storage.test.mjs)
+//   www/embed.{js,html}               -> www/dist/embed.html (the player widget.js embeds)
+//   www/static/{sw,widget}.js         -> www/dist/{sw,widget}.js (stable names, not hashed)
 //
 // The HTML files are templates: html-webpack-plugin injects the bundle's <script> tag,
 // so they must not load app.js / harness.js themselves. `import ... from '../pkg/seedtab.js'`
@@ -21,6 +23,9 @@ const PAGES = {
   index: ['app.js', 'index.html'],
   harness: ['harness.js', 'harness.html'],
   'storage-harness': ['storage-harness.js', 'storage-harness.html'],
+  // The embeddable player (issue 7); www/static/widget.js and www/static/sw.js, which it
+  // needs at stable root URLs, are copied as they are by CopyStaticPlugin.
+  embed: ['embed.js', 'embed.html'],
 };
 
 /** Copies www/*.{css,png,svg,ico,webmanifest,...} and www/static/** into the output, unchanged. */

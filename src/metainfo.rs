@@ -298,16 +298,14 @@ impl Metainfo {
                     .collect()
             })
             .unwrap_or_default();
-        // BEP 19 allows a single string as well as a list.
-        let url_list = match root.get(b"url-list") {
-            Some(Value::List(l)) => l
-                .iter()
-                .filter_map(text)
-                .filter(|s| !s.is_empty())
-                .collect(),
-            Some(v) => text(v).filter(|s| !s.is_empty()).into_iter().collect(),
+        // BEP 19 allows a single string as well as a list. Only http(s) URLs of bounded length
+        // are kept, at most 16: they are what the web seed driver may fetch.
+        let urls: Vec<String> = match root.get(b"url-list") {
+            Some(Value::List(l)) => l.iter().take(1024).filter_map(text).collect(),
+            Some(v) => text(v).into_iter().collect(),
             None => Vec::new(),
         };
+        let url_list = crate::engine::web_seed_urls(urls.iter().map(String::as_str));
         Ok(Metainfo {
             info_hash: sha1_hash(&info_bytes),
             info,
@@ -1011,5 +1009,33 @@ mod tests {
         let m = Metainfo::from_torrent_bytes(&file).unwrap();
         assert!(m.announce.is_none() && m.announce_list.is_empty() && m.url_list.is_empty());
         assert!(m.trackers().is_empty());
+    }
+
+    #[test]
+    fn url_list_keeps_bounded_http_web_seeds() {
+        let info = bencode::encode(&single(|d| d));
+        let with = |url_list: Value| {
+            let mut file = b"d8:url-list".to_vec();
+            bencode::encode_into(&url_list, &mut file);
+            file.extend_from_slice(b"4:info");
+            file.extend_from_slice(&info);
+            file.push(b'e');
+            Metainfo::from_torrent_bytes(&file).unwrap().url_list
+        };
+        assert_eq!(with(Value::from("https://a/f")), ["https://a/f"]);
+        let long = format!("http://a/{}", "x".repeat(2100));
+        let list = [
+            "ftp://x/",
+            "http://b/",
+            "",
+            long.as_str(),
+            "http://b/",
+            "udp://t:1",
+        ];
+        assert_eq!(with(Value::list(list.map(Value::from))), ["http://b/"]);
+        let many: Vec<Value> = (0..50)
+            .map(|i| Value::from(format!("http://s{i}/").as_str()))
+            .collect();
+        assert_eq!(with(Value::list(many)).len(), 16);
     }
 }

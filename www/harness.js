@@ -4,6 +4,11 @@
 //   window.seedtabError  = the error text when loading failed
 //   window.seedtabErrors = uncaught errors and unhandled rejections seen since (strings)
 //   window.testUtils     = small helpers the tests call inside the page
+//   window.seedtabStream = { registerStreamWorker, serveStreams, streamUrl } (app/stream.mjs)
+import { registerStreamWorker, serveStreams, streamUrl } from './app/stream.mjs';
+
+// Streaming through the service worker (www/static/sw.js), for player tests and bench/player.mjs.
+window.seedtabStream = { registerStreamWorker, serveStreams, streamUrl };
 window.seedtabErrors = [];
 window.addEventListener('error', (e) => {
   window.seedtabErrors.push(String((e.error && e.error.stack) || e.message));

@@ -9,6 +9,7 @@ mod peer;
 mod picker;
 mod rate;
 mod rewards;
+mod webseed;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
@@ -30,6 +31,10 @@ use peer::{EarlyHave, Peer};
 use picker::Picker;
 pub use rate::RateMeter;
 pub use rewards::RewardConfig;
+pub use webseed::{
+    file_url, is_web_seed_url, piece_requests, web_seed_urls, WebSeedRequest, MAX_WEB_SEEDS,
+    MAX_WEB_SEED_URL,
+};
 
 /// Pieces read ahead from external storage for one peer's queued requests.
 const PREFETCH_PIECES: usize = 4;
@@ -158,6 +163,19 @@ pub enum Event {
         key: PeerKey,
         receipt: SignedReceipt,
     },
+    /// Web seeds (BEP 19): fetch these ranges (in order, each `Range: bytes=start-end`) and
+    /// call `web_seed_data` with the bodies concatenated, or the error.
+    WebSeedFetch {
+        seed: u32,
+        piece: u32,
+        requests: Vec<WebSeedRequest>,
+    },
+    /// This web seed is no longer used: its data failed a hash check, or it failed too often.
+    WebSeedDropped {
+        seed: u32,
+        url: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -207,6 +225,7 @@ pub struct Session {
     rechoke_round: u32,
     now_ms: u64,
     rewards: Option<RewardConfig>,
+    web_seeds: webseed::WebSeeds,
 }
 
 impl Session {
@@ -465,6 +484,7 @@ impl Session {
             rechoke_round: 0,
             now_ms: 0,
             rewards: None,
+            web_seeds: webseed::WebSeeds::default(),
         }
     }
 
@@ -546,6 +566,7 @@ impl Session {
         for key in keys {
             self.fill_requests(key, now_ms);
         }
+        self.fill_web_seeds(now_ms);
     }
 
     pub fn stats(&mut self, now_ms: u64) -> Stats {
@@ -801,6 +822,7 @@ impl Session {
             self.rechoke(true);
         }
         self.reward_tick(now_ms);
+        self.fill_web_seeds(now_ms);
     }
 
     /// Pieces to fetch before all others, most urgent first (a player's read-ahead).
@@ -1253,6 +1275,7 @@ impl Session {
     fn piece_checked(&mut self, index: u32, partial: picker::Partial, digest: [u8; 20]) {
         let Some(meta) = &self.meta else { return };
         let ok = meta.info.piece_hash(index) == Some(&digest);
+        self.web_seed_checked(index, ok);
         if !ok {
             self.piece_failed(index, &partial);
             return;

@@ -54,6 +54,8 @@ pub(crate) struct Picker {
     pub window: Vec<Range<u32>>,
     /// Start new pieces in index order instead of rarest first.
     pub sequential: bool,
+    /// Pieces a web seed is fetching whole: peers leave them alone meanwhile.
+    pub web: BTreeSet<u32>,
 }
 
 impl Picker {
@@ -69,6 +71,7 @@ impl Picker {
             && !have.get(i as usize)
             && !self.partials.contains_key(&i)
             && !self.verifying.contains(&i)
+            && !self.web.contains(&i)
     }
 
     pub fn add_have(&mut self, piece: u32) {

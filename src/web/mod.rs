@@ -8,10 +8,12 @@ mod hashing;
 mod persist;
 mod rewards;
 mod storage;
+mod stream;
 mod torrent;
 mod tracker;
 mod util;
 mod webcrypto;
+mod webseed;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -300,7 +302,9 @@ impl Client {
             return Err(util::error("This client was destroyed"));
         }
         let extra = util::get_strings(&opts, "announce");
-        let (session, trackers, name) = if let Some(text) = torrent_id.as_string() {
+        // BEP 19 web seeds: magnet `ws=`, `.torrent` `url-list` (already bounded when parsed).
+        let mut web_seeds: Vec<String> = Vec::new();
+        let (mut session, trackers, name) = if let Some(text) = torrent_id.as_string() {
             let text = text.trim();
             let magnet = if text.len() == 40 && text.chars().all(|c| c.is_ascii_hexdigit()) {
                 let info_hash = InfoHash::from_hex(text)
@@ -347,6 +351,7 @@ impl Client {
                     .chain(magnet.trackers.clone())
                     .chain(extra),
             );
+            web_seeds = magnet.web_seeds.clone();
             (session, trackers, magnet.name.clone())
         } else if let Some(bytes) = torrent_id.dyn_ref::<Uint8Array>() {
             let meta = Metainfo::from_torrent_bytes(&bytes.to_vec())
@@ -382,6 +387,12 @@ impl Client {
                 "add() takes a magnet link, an info-hash or .torrent bytes (Uint8Array)",
             ));
         };
+        if let Some(meta) = session.metainfo() {
+            web_seeds = meta.url_list.clone();
+        }
+        for url in crate::engine::web_seed_urls(web_seeds.iter().map(String::as_str)) {
+            session.add_web_seed(&url);
+        }
         let stored = session.is_external();
         let t = start_torrent(&self.inner, session, trackers, name, !stored);
         if stored {
@@ -415,7 +426,11 @@ impl Client {
                     (c.peer_id, c.trackers.clone())
                 };
                 let trackers = usable_trackers(client_trackers.into_iter().chain(meta.trackers()));
+                let web_seeds = meta.url_list.clone();
                 let mut session = persist::session_for(meta, peer_id, have, seed_rng());
+                for url in &web_seeds {
+                    session.add_web_seed(url);
+                }
                 let paused = state.as_ref().is_some_and(|s| s.paused);
                 session.set_paused(paused);
                 let t = start_torrent(&client, session, trackers, None, false);
@@ -709,6 +724,10 @@ impl Torrent {
             },
         };
         m.trackers = usable_trackers(t.trackers.iter().cloned().chain(m.trackers));
+        if m.web_seeds.is_empty() {
+            // Added from a magnet link: its `ws=` live in the session, not in the metadata.
+            m.web_seeds = t.session.web_seeds().into_iter().map(|(_, u)| u).collect();
+        }
         m.to_uri()
     }
 

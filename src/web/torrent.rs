@@ -772,6 +772,7 @@ pub(crate) fn drive(t: &TorrentRef) {
     let mut completed = false;
     let (mut stores, mut loads, mut metadata_arrived) = (Vec::new(), Vec::new(), false);
     let (mut to_sign, mut receipts) = (Vec::new(), Vec::new());
+    let mut web_fetches = Vec::new();
     {
         let mut inner = t.borrow_mut();
         if inner.destroyed {
@@ -864,6 +865,14 @@ pub(crate) fn drive(t: &TorrentRef) {
                 }
                 Event::SignReceipt { key, receipt } => to_sign.push((key, receipt)),
                 Event::ReceiptReceived { receipt, .. } => receipts.push(receipt),
+                Event::WebSeedFetch {
+                    seed,
+                    piece,
+                    requests,
+                } => web_fetches.push((seed, piece, requests)),
+                Event::WebSeedDropped { url, reason, .. } => {
+                    util::log(&format!("seedtab: web seed {url} dropped: {reason}"));
+                }
             }
         }
         if progressed {
@@ -888,6 +897,9 @@ pub(crate) fn drive(t: &TorrentRef) {
     }
     for (key, receipt) in to_sign {
         rewards::sign(t, key, receipt);
+    }
+    for (seed, piece, requests) in web_fetches {
+        super::webseed::fetch_piece(t, seed, piece, requests);
     }
     for receipt in &receipts {
         let record = rewards::received(t, receipt);
