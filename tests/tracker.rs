@@ -366,6 +366,11 @@ async fn serve_gives_files_config_and_tracker_on_one_address() {
     )
     .unwrap();
     std::fs::write(www.0.join("hello.txt"), "hello from www").unwrap();
+    std::fs::write(
+        www.0.join("embed.html"),
+        "<!doctype html><title>seedtab player</title>",
+    )
+    .unwrap();
     let opts = ServeOptions {
         www: www.0.clone(),
         ice_servers: vec![
@@ -393,6 +398,13 @@ async fn serve_gives_files_config_and_tracker_on_one_address() {
         (status, fallback),
         (200, index),
         "client-side routes get index.html"
+    );
+
+    let (status, embed) = http_get(addr, "/embed").await;
+    assert_eq!(status, 200);
+    assert!(
+        embed.contains("seedtab player"),
+        "/embed is the player page"
     );
 
     let (status, config) = http_get(addr, "/config.json").await;

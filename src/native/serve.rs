@@ -1,7 +1,8 @@
 //! `seedtab serve`: one process that serves the built web app (a static directory, with
 //! `index.html` as the fallback for client-side routes), its runtime configuration at
-//! `GET /config.json`, the WebSocket tracker at `/announce` and the receipt ledger's API at
-//! `/api` — so a single address is all a deployment or a browser test needs.
+//! `GET /config.json`, the WebSocket tracker at `/announce`, the receipt ledger's API at `/api`
+//! and the embeddable player at `/embed` — so a single address is all a deployment or a browser
+//! test needs.
 //!
 //! Only wiring: no protocol logic, and nothing outside the `--www` directory is ever served.
 
@@ -64,6 +65,8 @@ pub fn app_router(
     let files = ServeDir::new(&opts.www).fallback(ServeFile::new(opts.www.join("index.html")));
     tracker::router(tracker, false)
         .nest("/api", ledger::router(ledger))
+        // The player's own address, as documented for bare iframes: `/embed#magnet=...`.
+        .route_service("/embed", ServeFile::new(opts.www.join("embed.html")))
         .route(
             "/config.json",
             get(move || {

@@ -8,13 +8,14 @@
 // shows an error in the widget and reaches the embedding page as an 'error' event.
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  ROOT, launchBrowser, log, openHarness, openPage, startServer, startStaticServer,
+  ROOT, bencode, launchBrowser, log, openHarness, openPage, startServer, startStaticServer, startWebSeed,
 } from './harness.mjs';
 
 const TEST_TIMEOUT = 120_000;
@@ -198,6 +199,64 @@ test('torrent="URL": the widget fetches the .torrent from the embedding site (CO
     cors.close();
     await ctx.close();
     await seeded.ctx.close();
+  }
+});
+
+/** A single-file v1 .torrent of `data` named `name`, with `url-list`. */
+function singleFileTorrent(name, data, pieceLength, urlList) {
+  const pieces = [];
+  for (let i = 0; i < data.length; i += pieceLength) {
+    pieces.push(crypto.createHash('sha1').update(data.subarray(i, i + pieceLength)).digest());
+  }
+  const info = { length: data.length, name, 'piece length': pieceLength, pieces: Buffer.concat(pieces) };
+  return bencode({ info, 'url-list': urlList });
+}
+
+test('with no seeder at all, the widget plays from a web seed (url-list), and seeks', { timeout: TEST_TIMEOUT }, async () => {
+  const name = 'clip.mp4';
+  const data = fs.readFileSync(path.join(MEDIA, name));
+  const webSeed = await startWebSeed({ [`/media/${name}`]: data });
+  const torrent = singleFileTorrent(name, data, 16384, `${webSeed.url}media/`);
+  const host = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/x-bittorrent', 'access-control-allow-origin': '*' });
+    res.end(torrent);
+  });
+  host.listen(0, '127.0.0.1');
+  await once(host, 'listening');
+  const ctx = await browser.newContext();
+  try {
+    const torrentUrl = `http://127.0.0.1:${host.address().port}/clip.torrent`;
+    routes['/by-webseed.html'] = { body: embeddingPage({ torrent: torrentUrl, autoplay: true, muted: true }) };
+    const page = await openPage(browser, new URL('by-webseed.html', embedder.url).href, { name: 'embedder:webseed', context: ctx });
+    const frame = await embedFrame(page);
+    const state = async () => ({
+      events: await page.evaluate(() => window.events.filter((e) => e.type !== 'progress')),
+      webSeed: webSeed.stats,
+    });
+    await waitIn(frame, () => {
+      const v = document.querySelector('video');
+      return v && v.currentTime > 3;
+    }, null, 'playback from the web seed to pass 3 s', 60_000, state);
+    const target = await frame.evaluate(() => {
+      const v = document.querySelector('video');
+      v.currentTime = v.duration * 0.8;
+      return v.duration * 0.8;
+    });
+    await waitIn(frame, (target) => {
+      const v = document.querySelector('video');
+      return !v.seeking && !v.paused && v.currentTime > target + 0.5;
+    }, target, 'playback after a seek, from the web seed', 30_000, state);
+    const events = await page.evaluate(() => window.events);
+    assert.ok(!events.some((e) => e.type === 'error'), JSON.stringify(events.find((e) => e.type === 'error')));
+    assert.ok(webSeed.stats.ranged > 0, 'the bytes came from the web seed, by ranged requests');
+    const peers = events.filter((e) => e.type === 'peers').map((e) => e.detail.numPeers);
+    assert.ok(peers.every((n) => n === 0), `no peer took part (${peers})`);
+    log(`PLAYER web seed: ${webSeed.stats.ranged} ranged requests, played and seeked`);
+  } finally {
+    host.closeAllConnections?.();
+    host.close();
+    await ctx.close();
+    await webSeed.stop();
   }
 });
 

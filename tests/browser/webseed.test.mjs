@@ -9,10 +9,10 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import http from 'node:http';
-import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { launchBrowser, log, openHarness, startServer } from './harness.mjs';
+import {
+  bencode, launchBrowser, log, openHarness, startServer, startWebSeed,
+} from './harness.mjs';
 
 const TEST_TIMEOUT = 120_000;
 const PIECE = 64 * 1024;
@@ -29,62 +29,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/**
- * An HTTP server for `files` ({ urlPath: Buffer }) that honours `Range: bytes=a-b` (206 with
- * Content-Range) and sends the CORS headers a page on another origin needs. `corrupt` flips a
- * byte in every 1000 of what it sends; `ignoreRange` answers 200 with the whole file;
- * `wrongRange` labels its 206 answers with a Content-Range one byte off. Counts the ranged
- * requests it answered.
- */
-async function startWebSeed(files, { corrupt = false, ignoreRange = false, wrongRange = false } = {}) {
-  const stats = { ranged: 0, full: 0 };
-  const srv = http.createServer((req, res) => {
-    const cors = {
-      'Access-Control-Allow-Origin': '*',
-      'Access-Control-Allow-Headers': 'Range',
-      'Access-Control-Expose-Headers': 'Content-Range, Content-Length',
-    };
-    if (req.method === 'OPTIONS') { res.writeHead(204, cors).end(); return; }
-    const body = files[decodeURIComponent(new URL(req.url, 'http://x').pathname)];
-    if (!body) { res.writeHead(404, cors).end('not found'); return; }
-    const m = !ignoreRange && /^bytes=(\d+)-(\d+)$/.exec(req.headers.range || '');
-    let start = 0;
-    let end = body.length - 1;
-    let status = 200;
-    if (m) {
-      start = Number(m[1]);
-      end = Math.min(Number(m[2]), body.length - 1);
-      if (start > end) { res.writeHead(416, cors).end(); return; }
-      status = 206;
-      stats.ranged += 1;
-    } else {
-      stats.full += 1;
-    }
-    let out = Buffer.from(body.subarray(start, end + 1));
-    if (corrupt) for (let i = 0; i < out.length; i += 1000) out[i] ^= 0xff;
-    const headers = { ...cors, 'Content-Type': 'application/octet-stream', 'Content-Length': out.length };
-    if (status === 206) headers['Content-Range'] = `bytes ${start + (wrongRange ? 1 : 0)}-${end}/${body.length}`;
-    res.writeHead(status, headers).end(out);
-  });
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  return {
-    url: `http://127.0.0.1:${srv.address().port}/`,
-    stats,
-    stop: () => new Promise((res) => { srv.closeAllConnections?.(); srv.close(() => res()); }),
-  };
-}
-
-// A minimal bencode encoder: enough for a .torrent (dict keys sorted as raw bytes).
-function bencode(v) {
-  if (typeof v === 'number') return Buffer.from(`i${v}e`);
-  if (typeof v === 'string') v = Buffer.from(v);
-  if (Buffer.isBuffer(v)) return Buffer.concat([Buffer.from(`${v.length}:`), v]);
-  if (Array.isArray(v)) return Buffer.concat([Buffer.from('l'), ...v.map(bencode), Buffer.from('e')]);
-  const keys = Object.keys(v).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  return Buffer.concat([Buffer.from('d'), ...keys.flatMap((k) => [bencode(k), bencode(v[k])]), Buffer.from('e')]);
-}
 
 /** A multi-file v1 .torrent of `files` ([{ path: [..], data }]) named `name`. */
 function makeTorrent(name, files, urlList) {
