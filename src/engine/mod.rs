@@ -1619,6 +1619,8 @@ impl Session {
 }
 
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
 
 /// Stops serving a peer: a choke, and its queued requests dropped (rejected if it speaks the

@@ -5,29 +5,10 @@ use super::*;
 use crate::create::{create_torrent, CreateOptions};
 use crate::store::MemoryStore;
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i * 31 + seed as usize * 7) % 251) as u8)
-        .collect()
-}
+use super::testkit::{data, torrent_files};
 
 fn torrent(files: &[(&str, usize)], piece_length: u32) -> (Metainfo, Vec<u8>) {
-    let contents: Vec<Vec<u8>> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (_, n))| data(*n, i as u8))
-        .collect();
-    let refs: Vec<(Vec<String>, &[u8])> = files
-        .iter()
-        .zip(&contents)
-        .map(|((name, _), d)| (vec![name.to_string()], d.as_slice()))
-        .collect();
-    let opts = CreateOptions {
-        name: Some("t".into()),
-        piece_length: Some(piece_length),
-        ..Default::default()
-    };
-    let meta = create_torrent(&refs, opts).unwrap();
+    let (meta, contents) = torrent_files("t", files, piece_length);
     (meta, contents.concat())
 }
 

@@ -444,38 +444,13 @@ mod tests {
     use std::ops::Range;
 
     use super::*;
-    use crate::create::{create_torrent, CreateOptions};
     use crate::id::PeerId;
     use crate::metainfo::{FileEntry, Metainfo};
     use crate::store::MemoryStore;
 
     use super::super::{Config, PeerKey};
 
-    fn data(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| ((i * 31 + seed as usize * 7) % 251) as u8)
-            .collect()
-    }
-
-    /// A torrent of `files` (one entry: single-file) and the files' bytes.
-    fn torrent(name: &str, files: &[(&str, usize)], piece_length: u32) -> (Metainfo, Vec<Vec<u8>>) {
-        let contents: Vec<Vec<u8>> = files
-            .iter()
-            .enumerate()
-            .map(|(i, (_, n))| data(*n, i as u8))
-            .collect();
-        let refs: Vec<(Vec<String>, &[u8])> = files
-            .iter()
-            .zip(&contents)
-            .map(|((p, _), d)| (p.split('/').map(String::from).collect(), d.as_slice()))
-            .collect();
-        let opts = CreateOptions {
-            name: Some(name.into()),
-            piece_length: Some(piece_length),
-            ..Default::default()
-        };
-        (create_torrent(&refs, opts).unwrap(), contents)
-    }
+    use super::super::testkit::torrent_files as torrent;
 
     fn session(meta: &Metainfo, have: Bitfield, id: u8) -> Session {
         let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);

@@ -83,6 +83,19 @@ async function waitIn(frame, fn, arg, what, timeoutMs, state) {
   }
 }
 
+/** Seeks the widget's video to 80 % and waits until it plays on from there. */
+async function seekTo80(frame, state) {
+  const target = await frame.evaluate(() => {
+    const v = document.querySelector('video');
+    v.currentTime = v.duration * 0.8;
+    return v.duration * 0.8;
+  });
+  await waitIn(frame, (target) => {
+    const v = document.querySelector('video');
+    return !v.seeking && !v.paused && v.currentTime > target + 0.5;
+  }, target, `playback to go on after a seek to ${target.toFixed(2)} s`, 30_000, state);
+}
+
 async function seedFile(name) {
   const ctx = await browser.newContext();
   const seeder = await openHarness(browser, server, { name: `seeder:${name}`, context: ctx });
@@ -131,15 +144,7 @@ for (const [name, extra] of [['clip.mp4', {}], ['clip.webm', { storage: 'auto' }
       log(`PLAYER ${name}: playing past 3 s ${((Date.now() - t0) / 1000).toFixed(2)} s after the embedding page loaded`);
 
       // Seek to 80 %: a new range request; playback must go on from there.
-      const target = await frame.evaluate(() => {
-        const v = document.querySelector('video');
-        v.currentTime = v.duration * 0.8;
-        return v.duration * 0.8;
-      });
-      await waitIn(frame, (target) => {
-        const v = document.querySelector('video');
-        return !v.seeking && !v.paused && v.currentTime > target + 0.5;
-      }, target, `playback to go on after a seek to ${target.toFixed(2)} s`, 30_000, state);
+      await seekTo80(frame, state);
 
       const s = await state();
       log(`[player] ${name}: ${JSON.stringify(s)}`);
@@ -237,15 +242,7 @@ test('with no seeder at all, the widget plays from a web seed (url-list), and se
       const v = document.querySelector('video');
       return v && v.currentTime > 3;
     }, null, 'playback from the web seed to pass 3 s', 60_000, state);
-    const target = await frame.evaluate(() => {
-      const v = document.querySelector('video');
-      v.currentTime = v.duration * 0.8;
-      return v.duration * 0.8;
-    });
-    await waitIn(frame, (target) => {
-      const v = document.querySelector('video');
-      return !v.seeking && !v.paused && v.currentTime > target + 0.5;
-    }, target, 'playback after a seek, from the web seed', 30_000, state);
+    await seekTo80(frame, state);
     const events = await page.evaluate(() => window.events);
     assert.ok(!events.some((e) => e.type === 'error'), JSON.stringify(events.find((e) => e.type === 'error')));
     assert.ok(webSeed.stats.ranged > 0, 'the bytes came from the web seed, by ranged requests');
