@@ -5,37 +5,11 @@ use super::*;
 use crate::create::{create_torrent, CreateOptions};
 use crate::store::MemoryStore;
 
-use super::testkit::{data, torrent_files};
+use super::testkit::{data, leecher, seeder, torrent_files};
 
 fn torrent(files: &[(&str, usize)], piece_length: u32) -> (Metainfo, Vec<u8>) {
     let (meta, contents) = torrent_files("t", files, piece_length);
     (meta, contents.concat())
-}
-
-fn seeder(meta: &Metainfo, all: &[u8], id: u8) -> Session {
-    let store = MemoryStore::from_bytes(all, meta.info.piece_length);
-    let have = Bitfield::full(meta.info.num_pieces() as usize);
-    Session::new(
-        meta.clone(),
-        PeerId([id; 20]),
-        Box::new(store),
-        have,
-        Config::default(),
-        id as u64,
-    )
-}
-
-fn leecher(meta: &Metainfo, id: u8) -> Session {
-    let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
-    let have = Bitfield::new(meta.info.num_pieces() as usize);
-    Session::new(
-        meta.clone(),
-        PeerId([id; 20]),
-        Box::new(store),
-        have,
-        Config::default(),
-        id as u64,
-    )
 }
 
 fn magnet_leecher(info_hash: InfoHash, id: u8) -> Session {

@@ -444,37 +444,11 @@ mod tests {
     use std::ops::Range;
 
     use super::*;
-    use crate::id::PeerId;
     use crate::metainfo::{FileEntry, Metainfo};
-    use crate::store::MemoryStore;
 
-    use super::super::{Config, PeerKey};
+    use super::super::PeerKey;
 
-    use super::super::testkit::torrent_files as torrent;
-
-    fn session(meta: &Metainfo, have: Bitfield, id: u8) -> Session {
-        let store = MemoryStore::new(meta.info.num_pieces(), meta.info.piece_length);
-        Session::new(
-            meta.clone(),
-            PeerId([id; 20]),
-            Box::new(store),
-            have,
-            Config::default(),
-            id as u64,
-        )
-    }
-
-    fn seeder(meta: &Metainfo, contents: &[Vec<u8>]) -> Session {
-        let store = MemoryStore::from_bytes(&contents.concat(), meta.info.piece_length);
-        Session::new(
-            meta.clone(),
-            PeerId([9; 20]),
-            Box::new(store),
-            Bitfield::full(meta.info.num_pieces() as usize),
-            Config::default(),
-            9,
-        )
-    }
+    use super::super::testkit::{leecher, seeder, torrent_files as torrent};
 
     /// An HTTP server in a map: URL -> file bytes.
     fn server(meta: &Metainfo, base: &str, contents: &[Vec<u8>]) -> HashMap<String, Vec<u8>> {
@@ -554,7 +528,7 @@ mod tests {
         assert_eq!(got.len(), MAX_WEB_SEEDS);
         assert_eq!(got[..2], ["http://s0/", "http://s1/"]);
         let (meta, _) = torrent("f", &[("f", 100)], 16384);
-        let mut s = session(&meta, Bitfield::new(1), 1);
+        let mut s = leecher(&meta, 1);
         assert_eq!(s.add_web_seed("http://a/"), Some(0));
         assert_eq!(s.add_web_seed("http://a/"), None);
         assert_eq!(s.add_web_seed("file:///etc/passwd"), None);
@@ -661,9 +635,8 @@ mod tests {
     #[test]
     fn completes_from_a_web_seed_alone() {
         let (meta, contents) = torrent("t", &[("a", 50_000), ("d/b", 70_001), ("c", 3)], 16384);
-        let n = meta.info.num_pieces();
         let files = server(&meta, "http://h/", &contents);
-        let mut s = session(&meta, Bitfield::new(n as usize), 1);
+        let mut s = leecher(&meta, 1);
         s.add_web_seed("http://h/").unwrap();
         let mut now = 0;
         let mut done = false;
@@ -698,12 +671,11 @@ mod tests {
     #[test]
     fn a_lying_web_seed_is_dropped_and_a_peer_finishes() {
         let (meta, contents) = torrent("f", &[("f", 100_000)], 16384);
-        let n = meta.info.num_pieces();
         let mut files = server(&meta, "http://liar/f", &contents);
         for f in files.values_mut() {
             f[20_000] ^= 1; // Piece 1 is corrupt.
         }
-        let mut s = session(&meta, Bitfield::new(n as usize), 1);
+        let mut s = leecher(&meta, 1);
         s.add_web_seed("http://liar/f").unwrap();
         let mut dropped = false;
         for now in 0..20 {
@@ -723,7 +695,7 @@ mod tests {
         assert!(!s.have().get(1));
         assert!(!s.is_complete());
         // A peer arrives and brings the rest.
-        let mut peer = seeder(&meta, &contents);
+        let mut peer = seeder(&meta, &contents.concat(), 9);
         s.peer_connected(1, 100);
         peer.peer_connected(1, 100);
         pump(&mut s, &mut peer, 100);
@@ -739,7 +711,7 @@ mod tests {
     fn errors_back_off_then_drop() {
         let (meta, contents) = torrent("f", &[("f", 40_000)], 16384);
         let files = server(&meta, "http://h/f", &contents);
-        let mut s = session(&meta, Bitfield::new(3), 1);
+        let mut s = leecher(&meta, 1);
         s.add_web_seed("http://h/f").unwrap();
         s.fill_all_requests(0);
         let f = fetches(&events(&mut s));
@@ -791,7 +763,7 @@ mod tests {
     #[test]
     fn unanswered_fetches_time_out() {
         let (meta, _) = torrent("f", &[("f", 20_000)], 16384);
-        let mut s = session(&meta, Bitfield::new(2), 1);
+        let mut s = leecher(&meta, 1);
         s.add_web_seed("http://h/f").unwrap();
         s.tick(0);
         assert_eq!(fetches(&events(&mut s)).len(), 2);
@@ -808,9 +780,9 @@ mod tests {
     fn peers_and_web_seeds_share_the_work() {
         let (meta, contents) = torrent("f", &[("f", 16384 * 8)], 16384);
         let files = server(&meta, "http://h/f", &contents);
-        let mut s = session(&meta, Bitfield::new(8), 1);
+        let mut s = leecher(&meta, 1);
         s.add_web_seed("http://h/f").unwrap();
-        let mut peer = seeder(&meta, &contents);
+        let mut peer = seeder(&meta, &contents.concat(), 9);
         s.peer_connected(1, 0);
         peer.peer_connected(1, 0);
         // The player wants pieces 5.. first: the web seed takes the urgent head.
@@ -862,8 +834,8 @@ mod tests {
     #[test]
     fn with_a_complete_peer_and_no_window_the_web_seed_rests() {
         let (meta, contents) = torrent("g", &[("g", 16384 * 4)], 16384);
-        let mut t = session(&meta, Bitfield::new(4), 2);
-        let mut peer = seeder(&meta, &contents);
+        let mut t = leecher(&meta, 2);
+        let mut peer = seeder(&meta, &contents.concat(), 9);
         t.peer_connected(1, 0);
         peer.peer_connected(1, 0);
         // Handshakes and bitfields first, then the web seed.
@@ -888,8 +860,8 @@ mod tests {
     fn a_peer_that_chokes_us_leaves_its_pieces_to_the_web_seed() {
         let (meta, contents) = torrent("f", &[("f", 16384 * 4)], 16384);
         let files = server(&meta, "http://h/f", &contents);
-        let mut s = session(&meta, Bitfield::new(4), 1);
-        let mut peer = seeder(&meta, &contents);
+        let mut s = leecher(&meta, 1);
+        let mut peer = seeder(&meta, &contents.concat(), 9);
         peer.set_paused(true); // Has everything, unchokes nobody.
         s.peer_connected(1, 0);
         peer.peer_connected(1, 0);
