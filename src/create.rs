@@ -196,6 +196,25 @@ impl TorrentBuilder {
         files: Vec<(Vec<String>, u64)>,
         opts: CreateOptions,
     ) -> Result<TorrentBuilder, CreateError> {
+        TorrentBuilder::with_layout(files, opts, true)
+    }
+
+    /// Like [`TorrentBuilder::new`], but a folder shared by every path stays in the paths: for
+    /// files whose paths are already relative to the torrent's folder, as create-torrent keeps
+    /// the files it finds under filesystem paths (a folder holding only `sub/a` and `sub/b`
+    /// gives those two paths, not `a` and `b`).
+    pub fn new_keeping_paths(
+        files: Vec<(Vec<String>, u64)>,
+        opts: CreateOptions,
+    ) -> Result<TorrentBuilder, CreateError> {
+        TorrentBuilder::with_layout(files, opts, false)
+    }
+
+    fn with_layout(
+        files: Vec<(Vec<String>, u64)>,
+        opts: CreateOptions,
+        remove_common_folder: bool,
+    ) -> Result<TorrentBuilder, CreateError> {
         if files.is_empty() {
             return Err(CreateError::NoFiles);
         }
@@ -224,7 +243,11 @@ impl TorrentBuilder {
 
         let single_file = files.len() == 1;
         let mut files = files;
-        let common = common_folder(&files);
+        let common = if remove_common_folder {
+            common_folder(&files)
+        } else {
+            None
+        };
         if common.is_some() {
             for (path, _) in &mut files {
                 path.remove(0);
@@ -594,6 +617,33 @@ mod tests {
             name(&["a", "b"], Some("N")),
             ("N".into(), vec!["a".into(), "b".into()])
         );
+    }
+
+    #[test]
+    fn keeping_paths_keeps_a_common_folder() {
+        let layout = vec![(p("sub/a"), 3), (p("sub/b"), 2)];
+        let opts = CreateOptions {
+            name: Some("top".into()),
+            ..CreateOptions::default()
+        };
+        let mut kept = TorrentBuilder::new_keeping_paths(layout.clone(), opts.clone()).unwrap();
+        kept.update(b"aaabb").unwrap();
+        let kept = kept.finish().unwrap();
+        assert_eq!(kept.info.name, "top");
+        assert_eq!(kept.info.files[1].path, ["sub", "b"]);
+        let mut cut = TorrentBuilder::new(layout, opts).unwrap();
+        cut.update(b"aaabb").unwrap();
+        assert_eq!(cut.finish().unwrap().info.files[1].path, ["b"]);
+        // With no name and nothing removed, the first file names the torrent.
+        let mut b = TorrentBuilder::new_keeping_paths(
+            vec![(p("d/a"), 1), (p("d/b"), 1)],
+            CreateOptions::default(),
+        )
+        .unwrap();
+        b.update(b"xy").unwrap();
+        let m = b.finish().unwrap();
+        assert_eq!(m.info.name, "a");
+        assert_eq!(m.info.files[0].path, ["d", "a"]);
     }
 
     #[test]

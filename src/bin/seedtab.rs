@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use seedtab::create::CreateOptions;
+use seedtab::native::commands::{self, PeerArgs};
+use seedtab::native::report::Mode;
 use seedtab::native::{ledger, serve, tracker};
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +17,8 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "seedtab",
     version,
-    about = "A BitTorrent peer for browser tabs: web app server, WebSocket tracker, receipt ledger."
+    about = "A BitTorrent peer for browser tabs: web app server, WebSocket tracker, receipt ledger, \
+             and a native peer that seeds to and downloads from browsers over WebRTC."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,6 +66,123 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = DEFAULT_DB)]
         db: PathBuf,
     },
+    /// Make a .torrent from files or folders (hidden and junk files are left out).
+    ///
+    /// Prints the magnet link.
+    Create {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Where to write the .torrent.
+        #[arg(short = 'o', long = "out", value_name = "FILE.torrent")]
+        out: PathBuf,
+        #[command(flatten)]
+        torrent: TorrentArgs,
+        /// Tracker URL to list in the torrent; repeat for several.
+        #[arg(long = "tracker", value_name = "URL")]
+        trackers: Vec<String>,
+        /// Web seed URL (BEP 19 url-list); repeat for several.
+        #[arg(long = "webseed", value_name = "URL")]
+        webseeds: Vec<String>,
+    },
+    /// Seed files or folders (or the data of a .torrent) to browsers and other peers until
+    /// stopped with Ctrl-C or SIGTERM; announces `stopped` on the way out.
+    ///
+    /// The first line on stdout is the magnet link (with --json: a `ready` JSON line).
+    Seed {
+        /// Files or folders, seeded where they are; or one FILE.torrent whose data is in --dir.
+        #[arg(required = true, value_name = "PATH|FILE.torrent")]
+        paths: Vec<PathBuf>,
+        /// Folder holding the data of a .torrent (default: the working directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        torrent: TorrentArgs,
+        #[command(flatten)]
+        peer: PeerFlags,
+    },
+    /// Download a torrent from a browser swarm into a folder; exits 0 once every piece is
+    /// verified and on disk. Run it again on the same folder to resume.
+    Get {
+        /// A magnet link, a 40-hex info-hash, or a .torrent file.
+        #[arg(value_name = "MAGNET|FILE.torrent")]
+        source: String,
+        /// Download folder (created if missing): DIR/NAME for one file, DIR/NAME/... for several.
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+        /// Keep seeding once complete, until stopped.
+        #[arg(long)]
+        seed: bool,
+        #[command(flatten)]
+        peer: PeerFlags,
+    },
+}
+
+/// How a new torrent is made (create, seed PATH...).
+#[derive(Args)]
+struct TorrentArgs {
+    /// Piece length in bytes, a power of two of at least 16384 (default: by total size, as
+    /// WebTorrent chooses).
+    #[arg(long, value_name = "BYTES")]
+    piece_length: Option<u32>,
+    /// The torrent's name (default: the file's or folder's name).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// What seed and get share.
+#[derive(Args)]
+struct PeerFlags {
+    /// WebSocket tracker (ws:// or wss://); repeat for several. Default: the torrent's own.
+    #[arg(long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// Local IP address for WebRTC (default: every interface but loopback).
+    #[arg(long, value_name = "IP")]
+    bind: Option<String>,
+    /// STUN or TURN server URL; repeat for several.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_server: Vec<String>,
+    /// JSON lines on stdout instead of text (ready/metadata, progress, peer, done, stopped).
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
+    /// Print nothing but errors (and, for seed, the magnet link).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Reward receipts: the Ed25519 key file (64 hex digits, created with mode 0600 if
+    /// missing). Downloads sign receipts for uploaders; uploads collect them.
+    #[arg(long, value_name = "FILE")]
+    reward_key: Option<PathBuf>,
+    /// Append receipts received for our uploads to this file (JSON lines; needs --reward-key).
+    #[arg(long, value_name = "FILE")]
+    receipts: Option<PathBuf>,
+}
+
+impl PeerFlags {
+    fn into_args(self) -> PeerArgs {
+        PeerArgs {
+            trackers: self.trackers,
+            bind: self.bind,
+            ice_servers: self.ice_server,
+            mode: Some(if self.json {
+                Mode::Json
+            } else if self.quiet {
+                Mode::Quiet
+            } else {
+                Mode::Human
+            }),
+            reward_key: self.reward_key,
+            receipts: self.receipts,
+        }
+    }
+}
+
+impl TorrentArgs {
+    fn options(self) -> CreateOptions {
+        CreateOptions {
+            name: self.name,
+            piece_length: self.piece_length,
+            ..CreateOptions::default()
+        }
+    }
 }
 
 /// In the working directory, like any file a command writes by default.
@@ -72,7 +193,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // The WebRTC stack logs every state change at info: only its warnings by default.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,seedtab=info")),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person watching; log files and test harnesses get plain text.
@@ -95,12 +218,56 @@ async fn main() -> ExitCode {
         }
         Command::Tracker { addr } => tracker::run(addr).await,
         Command::Ledger { addr, db } => ledger::run(addr, db).await,
+        Command::Create {
+            paths,
+            out,
+            torrent,
+            trackers,
+            webseeds,
+        } => {
+            let mut opts = torrent.options();
+            opts.announce_list = trackers.into_iter().map(|t| vec![t]).collect();
+            opts.url_list = webseeds;
+            let made = tokio::task::spawn_blocking(move || {
+                commands::create(&paths, &out, opts, &mut |_, _| {})
+            })
+            .await;
+            return match made {
+                Ok(Ok(magnet)) => {
+                    println!("{magnet}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => fail(&e),
+                Err(e) => fail(&e.to_string()),
+            };
+        }
+        Command::Seed {
+            paths,
+            dir,
+            torrent,
+            peer,
+        } => return exit(commands::seed(paths, dir, torrent.options(), peer.into_args()).await),
+        Command::Get {
+            source,
+            out,
+            seed,
+            peer,
+        } => return exit(commands::get(source, out, seed, peer.into_args()).await),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("seedtab: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e.to_string()),
     }
+}
+
+fn exit(result: Result<u8, String>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("seedtab: {message}");
+    ExitCode::FAILURE
 }

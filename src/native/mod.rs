@@ -1,13 +1,21 @@
 //! Drivers that give the sans-IO core real I/O on an operating system (feature `native`): the
 //! WebSocket tracker server (`tracker`), the receipt ledger's SQLite store and HTTP API
-//! (`ledger`), and the one-process web app server (`serve`), on tokio and axum.
+//! (`ledger`), the one-process web app server (`serve`), on tokio and axum; and the native peer
+//! (`commands`, driving `peer` over `rtc` data channels, `tracker_client`, files on disk from
+//! `create` and `store::FileStore`, and `report` for what people and scripts see).
 //!
 //! Protocol decisions belong in the core (`signal`, ...); code here only moves bytes, reads the
 //! clock and entropy, and must never block the async runtime while holding a lock.
 
+pub mod commands;
+pub mod create;
 pub mod ledger;
+pub mod peer;
+pub mod report;
+pub mod rtc;
 pub mod serve;
 pub mod tracker;
+pub mod tracker_client;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

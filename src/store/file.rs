@@ -1,12 +1,15 @@
 //! `FileStore`: a torrent's pieces kept in its files on disk, with resume.
 //!
-//! Layout: `dir/<name>` for a single-file torrent, `dir/<name>/<path...>` for a multi-file one.
+//! Layout: `dir/<name>` for a single-file torrent, `dir/<name>/<path...>` for a multi-file one
+//! ([`FileStore::open`]), or any path per file, for seeding files where they already are
+//! ([`FileStore::open_paths`]).
 //! Pieces that span files are split across them. A file is created (sparse, at its full length)
 //! the first time a piece touching it is written; empty files are created with the first piece.
 //! BEP 47 padding files (`.pad/...`) never reach the disk: their bytes are zeros, checked on write
 //! and produced on read.
 //!
 //! Resume: the set of pieces that are written *and synced* lives in `dir/.seedtab/<infohash>.state`
+//! (or the state path given to `open_paths`)
 //! (a small binary record with a SHA-1 checksum), replaced atomically (temp file, fsync, rename,
 //! fsync of the folder) only after the piece data itself is synced, so after a crash the state
 //! never claims a piece whose bytes are not on disk. It may lag behind (see
@@ -80,11 +83,75 @@ impl FileStore {
     /// if a path of the torrent would leave `dir` or collide with the state folder.
     pub fn open(dir: impl AsRef<Path>, meta: &Metainfo) -> io::Result<(FileStore, Bitfield)> {
         let dir = dir.as_ref();
-        let info = &meta.info;
-        let paths = file_paths(dir, info)?;
-        let state_path = dir
+        let paths = file_paths(dir, &meta.info)?;
+        FileStore::open_at(paths, FileStore::state_path_in(dir, meta), meta)
+    }
+
+    /// Like [`FileStore::open`], but file `i` of the torrent lives at `paths[i]`, wherever that
+    /// is, and the resume state at `state_path`: how files are seeded in place, from where they
+    /// already are (`seedtab seed PATH...`). `paths` has one entry per file of the torrent,
+    /// padding files included; the entries of padding files are never touched, as with `open`.
+    /// Refuses a `paths` of the wrong length, an empty path for a file that is not padding, or a
+    /// `state_path` that is one of the files. Creates nothing on disk.
+    pub fn open_paths(
+        paths: Vec<PathBuf>,
+        state_path: PathBuf,
+        meta: &Metainfo,
+    ) -> io::Result<(FileStore, Bitfield)> {
+        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        let files = &meta.info.files;
+        if paths.len() != files.len() {
+            return Err(invalid(format!(
+                "{} file paths given for a torrent of {} files",
+                paths.len(),
+                files.len()
+            )));
+        }
+        for (p, f) in paths.iter().zip(files) {
+            if f.is_padding() {
+                continue;
+            }
+            if p.as_os_str().is_empty() {
+                return Err(invalid(format!(
+                    "no path given for torrent file {:?}",
+                    f.path.join("/")
+                )));
+            }
+            if *p == state_path {
+                return Err(invalid(format!(
+                    "the state file {} is also a file of the torrent",
+                    state_path.display()
+                )));
+            }
+        }
+        FileStore::open_at(paths, state_path, meta)
+    }
+
+    /// Like [`FileStore::open_verify`], for files seeded in place (see [`FileStore::open_paths`]).
+    pub fn open_paths_verify(
+        paths: Vec<PathBuf>,
+        state_path: PathBuf,
+        meta: &Metainfo,
+    ) -> io::Result<(FileStore, Bitfield)> {
+        let (store, from_state) = FileStore::open_paths(paths, state_path, meta)?;
+        store.verify_opened(from_state)
+    }
+
+    /// Where [`FileStore::open`] keeps the resume state of `meta` for the download folder `dir`:
+    /// `dir/.seedtab/<infohash hex>.state`.
+    pub fn state_path_in(dir: impl AsRef<Path>, meta: &Metainfo) -> PathBuf {
+        dir.as_ref()
             .join(STATE_DIR)
-            .join(format!("{}.state", meta.info_hash.to_hex()));
+            .join(format!("{}.state", meta.info_hash.to_hex()))
+    }
+
+    /// The part of `open` shared by every layout: `paths` are checked by the caller.
+    fn open_at(
+        paths: Vec<PathBuf>,
+        state_path: PathBuf,
+        meta: &Metainfo,
+    ) -> io::Result<(FileStore, Bitfield)> {
+        let info = &meta.info;
         let n = info.num_pieces() as usize;
         let mut store = FileStore {
             info: info.clone(),
@@ -124,17 +191,43 @@ impl FileStore {
         dir: impl AsRef<Path>,
         meta: &Metainfo,
     ) -> io::Result<(FileStore, Bitfield)> {
-        let (mut store, from_state) = FileStore::open(dir, meta)?;
-        let have = store.recheck()?;
-        if have != from_state || store.state_dirty {
-            store.have = have.clone();
-            store.state_dirty = true;
-            // Seeding from a read-only folder is fine: the error is kept, not returned.
-            if let Err(e) = store.flush() {
-                store.io_mut().error = Some(e);
-            }
+        let (store, from_state) = FileStore::open(dir, meta)?;
+        store.verify_opened(from_state)
+    }
+
+    fn verify_opened(mut self, from_state: Bitfield) -> io::Result<(FileStore, Bitfield)> {
+        let have = self.recheck()?;
+        if have != from_state || self.state_dirty {
+            self.have = have.clone();
+            self.state_dirty = true;
+            self.flush_keeping_error();
         }
-        Ok((store, have))
+        Ok((self, have))
+    }
+
+    /// Records every piece as had, without reading anything, and writes the state file (a
+    /// failure to write it, e.g. in a read-only folder, is kept for [`FileStore::take_error`]:
+    /// seeding works without resume). Pieces touching a file that is now missing or shorter
+    /// than the torrent says are left out.
+    ///
+    /// Only for a caller that has just hashed every piece from these very files (as creating
+    /// the torrent from them does): nothing here checks the bytes. Anyone else uses
+    /// [`FileStore::open_verify`] or [`FileStore::recheck`].
+    pub fn mark_all_had(&mut self) {
+        let full = Bitfield::full(self.info.num_pieces() as usize);
+        if self.have != full {
+            self.have = full;
+            self.state_dirty = true;
+        }
+        self.drop_pieces_of_short_files();
+        self.flush_keeping_error();
+    }
+
+    /// `flush`, keeping an error for `take_error` instead of returning it.
+    fn flush_keeping_error(&mut self) {
+        if let Err(e) = self.flush() {
+            self.io_mut().error = Some(e);
+        }
     }
 
     /// Hashes every piece from the files on disk and returns those that match. Missing files
@@ -172,9 +265,7 @@ impl FileStore {
                 }
                 if self.unsaved >= self.state_every {
                     // The piece is on disk; only its resume record is missing. Kept, not returned.
-                    if let Err(e) = self.flush() {
-                        self.io_mut().error = Some(e);
-                    }
+                    self.flush_keeping_error();
                 }
             }
             Err(_) => {
@@ -182,9 +273,7 @@ impl FileStore {
                     // Its bytes may be half-overwritten: forget it, and make the state say so.
                     self.have.clear(index as usize);
                     self.state_dirty = true;
-                    if let Err(e) = self.flush() {
-                        self.io_mut().error = Some(e);
-                    }
+                    self.flush_keeping_error();
                 }
             }
         }
@@ -856,5 +945,117 @@ mod tests {
         assert_eq!(out[1..], all[34..40]);
         // Single file: dir/<name>, no folder.
         assert_eq!(fs::metadata(tmp.0.join("t")).unwrap().len(), 40);
+    }
+
+    #[test]
+    fn open_paths_serves_files_where_they_are() {
+        let (meta, all) = torrent(&[("x/a", 20), ("b", 0), ("c", 30)], 16);
+        let tmp = TempDir::new("paths");
+        let paths: Vec<PathBuf> = ["one", "two", "deep/three"]
+            .iter()
+            .map(|p| tmp.0.join(p))
+            .collect();
+        fs::create_dir_all(tmp.0.join("deep")).unwrap();
+        fs::write(&paths[0], &all[..20]).unwrap();
+        fs::write(&paths[1], b"").unwrap();
+        fs::write(&paths[2], &all[20..]).unwrap();
+        let state = tmp.0.join("st").join("t.state");
+        let (store, have) =
+            FileStore::open_paths_verify(paths.clone(), state.clone(), &meta).unwrap();
+        assert!(have.is_complete());
+        assert_eq!(store.file_path(2), Some(paths[2].as_path()));
+        assert_eq!(store.state_path(), state);
+        // Piece 1 (16..32) spans the first and third files, across the empty one.
+        let mut out = Vec::new();
+        assert!(store.read_block(1, 2, 14, &mut out));
+        assert_eq!(out, all[18..32]);
+        drop(store);
+        assert!(state.is_file());
+        assert!(!tmp.0.join("t").exists());
+        // Resumed from the state file without hashing.
+        let (_, resumed) = FileStore::open_paths(paths.clone(), state.clone(), &meta).unwrap();
+        assert!(resumed.is_complete());
+
+        let refused = |paths: Vec<PathBuf>, state: PathBuf| {
+            FileStore::open_paths(paths, state, &meta)
+                .unwrap_err()
+                .kind()
+        };
+        assert_eq!(
+            refused(paths[..2].to_vec(), state.clone()),
+            io::ErrorKind::InvalidInput
+        );
+        let mut with_empty = paths.clone();
+        with_empty[1] = PathBuf::new();
+        assert_eq!(refused(with_empty, state), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            refused(paths.clone(), paths[0].clone()),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn open_paths_never_touches_padding_paths() {
+        let mut data = bytes(10, 1);
+        data.extend_from_slice(&[0; 6]);
+        data.extend_from_slice(&bytes(16, 2));
+        let files: Vec<(Vec<String>, &[u8])> = vec![
+            (vec!["a".into()], &data[..10]),
+            (vec![".pad".into(), "6".into()], &data[10..16]),
+            (vec!["b".into()], &data[16..]),
+        ];
+        let opts = CreateOptions {
+            name: Some("p".into()),
+            piece_length: Some(16),
+            ..Default::default()
+        };
+        let meta = create_torrent(&files, opts).unwrap();
+        let tmp = TempDir::new("pathspad");
+        // The padding file's entry points somewhere that must stay untouched (and may be empty).
+        let paths = vec![tmp.0.join("a"), PathBuf::new(), tmp.0.join("b")];
+        let (mut store, have) = FileStore::open_paths(paths, tmp.0.join("s.state"), &meta).unwrap();
+        assert_eq!(have.count(), 0);
+        store.put_piece(0, data[..16].to_vec());
+        store.put_piece(1, data[16..].to_vec());
+        assert!(store.take_error().is_none());
+        assert_eq!(fs::read(tmp.0.join("a")).unwrap(), data[..10]);
+        assert_eq!(fs::read(tmp.0.join("b")).unwrap(), data[16..]);
+        assert_eq!(store.recheck().unwrap(), Bitfield::full(2));
+        let mut names: Vec<_> = fs::read_dir(&tmp.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "s.state"]);
+    }
+
+    #[test]
+    fn mark_all_had_records_pieces_and_keeps_a_state_error() {
+        let (meta, all) = torrent(&[("a", 40), ("b", 20)], 16);
+        let tmp = TempDir::new("markall");
+        fs::create_dir_all(tmp.0.join("t")).unwrap();
+        fs::write(tmp.0.join("t/a"), &all[..40]).unwrap();
+        fs::write(tmp.0.join("t/b"), &all[40..]).unwrap();
+        let (mut store, have) = FileStore::open(&tmp.0, &meta).unwrap();
+        assert_eq!(have.count(), 0);
+        store.mark_all_had();
+        assert!(store.have().is_complete());
+        assert!(store.take_error().is_none());
+        assert!(FileStore::state_path_in(&tmp.0, &meta).is_file());
+        assert_eq!(store.read_piece(3).unwrap(), all[48..]);
+
+        // A file gone short: the pieces touching it are not claimed.
+        fs::write(tmp.0.join("t/b"), &all[40..50]).unwrap();
+        store.mark_all_had();
+        assert_eq!(store.have().iter_set().collect::<Vec<_>>(), [0, 1]);
+
+        // The state cannot be written: kept as an error, the pieces still count.
+        let blocker = tmp.0.join("blocker");
+        fs::write(&blocker, b"").unwrap();
+        let paths = vec![tmp.0.join("t/a"), tmp.0.join("t/b")];
+        let (mut store, _) = FileStore::open_paths(paths, blocker.join("x.state"), &meta).unwrap();
+        store.mark_all_had();
+        assert_eq!(store.have().count(), 2);
+        assert!(store.take_error().is_some());
     }
 }

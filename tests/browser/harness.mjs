@@ -552,3 +552,157 @@ export function bencode(v) {
   return Buffer.concat([Buffer.from('d'), ...keys.flatMap((k) => [bencode(k), bencode(v[k])]), Buffer.from('e')]);
 }
 
+
+// --- The native peer's commands (native.test.mjs, bench/native.mjs) ---------------------------
+
+/**
+ * Run `seedtab ARGS...` (the native CLI: create, seed, get) and follow its output. stdout is read
+ * as lines; every line that parses as a JSON object (`--json`) is also kept in `events`. Output
+ * is copied to the test output as `[name] …` (progress events only every 5th, to keep logs short;
+ * SEEDTAB_TEST_QUIET=1 drops all of it). The process is killed when node exits.
+ * @returns {{
+ *   proc: import('node:child_process').ChildProcess,
+ *   lines: string[], events: object[], stderr: () => string,
+ *   exited: Promise<{code: number|null, signal: string|null}>,
+ *   waitFor: (pred: (ev: object) => boolean, ms?: number, what?: string) => Promise<object>,
+ *   waitForLine: (pred: (line: string) => boolean, ms?: number, what?: string) => Promise<string>,
+ *   waitExit: (ms?: number) => Promise<{code: number|null, signal: string|null}>,
+ *   signal: (sig?: string) => void, stop: (graceMs?: number) => Promise<{code, signal}>,
+ * }}
+ */
+export function spawnSeedtab(args, { name = 'native', cwd = ROOT, env = {} } = {}) {
+  const proc = spawn(SEEDTAB_BIN, args, {
+    cwd,
+    env: { RUST_LOG: 'info', ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(proc);
+  const lines = [];
+  const events = [];
+  let errText = '';
+  const waiters = new Set();
+  let exit = null;
+  let resolveExit;
+  const exited = new Promise((resolve) => { resolveExit = resolve; });
+  const finish = (how) => {
+    if (exit) return;
+    exit = how;
+    for (const w of waiters) w.check();
+    resolveExit(exit);
+  };
+  // 'close' comes after the last stdout/stderr data, so waiters see every line first.
+  proc.once('close', (code, signal) => { children.delete(proc); finish({ code, signal }); });
+  proc.once('error', (err) => {
+    errText += `spawn error: ${err.message}\n`;
+    children.delete(proc);
+    finish({ code: null, signal: null, error: err });
+  });
+  let progressSeen = 0;
+  const onStdout = (line) => {
+    lines.push(line);
+    let ev = null;
+    if (line.startsWith('{')) {
+      try { ev = JSON.parse(line); } catch { /* not JSON */ }
+    }
+    if (ev && typeof ev === 'object') events.push(ev);
+    for (const w of waiters) w.check();
+    if (!quiet() && (!ev || ev.event !== 'progress' || progressSeen++ % 5 === 0)) {
+      process.stderr.write(`[${name}] ${line}\n`);
+    }
+  };
+  const onStderr = (line) => {
+    errText = `${errText}${line}\n`.slice(-20_000);
+    if (!quiet()) process.stderr.write(`[${name}!] ${line}\n`);
+  };
+  // Our own line splitting (pipeLines logs every line; progress events would flood the output).
+  for (const [stream, fn] of [[proc.stdout, onStdout], [proc.stderr, onStderr]]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i).replace(/\r$/, '');
+        buf = buf.slice(i + 1);
+        fn(line);
+      }
+    });
+    stream.on('end', () => { if (buf) fn(buf); buf = ''; });
+  }
+  const describe = () => `seedtab ${args.join(' ')}\n  stdout (last 10): ${lines.slice(-10).join('\n    ')}\n  stderr (end): ${errText.slice(-3000)}`;
+  const wait = (list, pred, ms, what) => new Promise((resolve, reject) => {
+    let seen = 0;
+    const w = {
+      check() {
+        for (; seen < list.length; seen += 1) {
+          if (pred(list[seen])) { done(); resolve(list[seen]); return; }
+        }
+        if (exit) {
+          done();
+          reject(new Error(`seedtab exited (code ${exit.code}, signal ${exit.signal}) before ${what}:\n${describe()}`));
+        }
+      },
+    };
+    const timer = setTimeout(() => { done(); reject(new Error(`timed out after ${ms} ms waiting for ${what}:\n${describe()}`)); }, ms);
+    const done = () => { clearTimeout(timer); waiters.delete(w); };
+    waiters.add(w);
+    w.check();
+  });
+  const waitExit = (ms = 30_000) => withTimeout(exited, ms, `seedtab ${args[0]} to exit\n${describe()}`);
+  return {
+    proc,
+    lines,
+    events,
+    stderr: () => errText,
+    exited,
+    waitFor: (pred, ms = 60_000, what = 'an event') => wait(events, pred, ms, what),
+    waitForLine: (pred, ms = 60_000, what = 'a line') => wait(lines, pred, ms, what),
+    waitExit,
+    describe,
+    signal: (sig = 'SIGINT') => { if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig); },
+    /** SIGTERM (or `sig`), SIGKILL after graceMs; resolves to how it exited. */
+    stop: async (graceMs = 5000, sig = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill(sig);
+        const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(t);
+      }
+      return exited;
+    },
+  };
+}
+
+/** Run `seedtab ARGS...` to the end; resolves to { code, signal, stdout, stderr }. */
+export async function runSeedtab(args, { timeoutMs = 60_000, ...opts } = {}) {
+  const p = spawnSeedtab(args, opts);
+  try {
+    const { code, signal } = await p.waitExit(timeoutMs);
+    return { code, signal, stdout: p.lines.join('\n'), lines: p.lines, events: p.events, stderr: p.stderr() };
+  } finally {
+    p.signal('SIGKILL');
+  }
+}
+
+/** SHA-256 (hex) of a file, streamed. */
+export async function sha256File(file) {
+  const { createHash } = await import('node:crypto');
+  const h = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) h.update(chunk);
+  return h.digest('hex');
+}
+
+/** Every regular file under `dir` (relative paths with '/', sorted), skipping `skip` names (e.g. '.seedtab'). */
+export function listFiles(dir, { skip = ['.seedtab'] } = {}) {
+  const out = [];
+  const walk = (rel) => {
+    for (const ent of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      if (skip.includes(ent.name)) continue;
+      const r = rel ? `${rel}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) walk(r);
+      else if (ent.isFile()) out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
+}
