@@ -239,7 +239,7 @@ fn finish(
     stopping_is_success: bool,
 ) -> Result<u8, String> {
     match outcome {
-        Outcome::Complete => Ok(0),
+        Outcome::Complete { .. } => Ok(0),
         Outcome::Stopped => {
             reporter.report(&super::report::Report::Stopped);
             Ok(if stopping_is_success {

@@ -84,8 +84,11 @@ pub struct Options {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every piece is verified and on disk (and we did not stay to seed).
-    Complete,
+    /// Every piece is verified and on disk (and we did not stay to seed); `downloaded` counts
+    /// the bytes received from peers in this run.
+    Complete {
+        downloaded: u64,
+    },
     /// `shutdown` resolved first.
     Stopped,
     Failed(String),
@@ -138,7 +141,9 @@ pub async fn run(
         }
         if d.finished && !d.opts.keep_seeding {
             d.linger(&mut rx).await;
-            break Outcome::Complete;
+            break Outcome::Complete {
+                downloaded: d.session.downloaded(),
+            };
         }
     };
     d.shut_down().await;
