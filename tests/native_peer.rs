@@ -289,7 +289,7 @@ async fn receipts_between_native_peers() {
         let last = text.lines().last().map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let hex = v["receipt"].as_str().unwrap().to_string();
-            SignedReceipt::decode_verified(&&unhex(&hex)).unwrap()
+            SignedReceipt::decode_verified(&unhex(&hex)).unwrap()
         });
         if let Some(r) = last.filter(|r| r.receipt.bytes == bytes.len() as u64) {
             break r;
