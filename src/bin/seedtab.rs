@@ -193,9 +193,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            // The WebRTC stack logs every state change at info: only its warnings by default.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("warn,seedtab=info")),
+            // The WebRTC stack (the `rtc*` crates) logs every state change at info and harmless
+            // oddities of ICE handshakes as warnings: only its errors by default.
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new(
+                    "warn,seedtab=info,rtc=error,rtc_ice=error,rtc_dtls=error,webrtc=error",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person watching; log files and test harnesses get plain text.

@@ -174,7 +174,7 @@ impl Reporter {
         }
         let bar = ProgressBar::with_draw_target(Some(a.length), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {percent:>3}% {msg}")
+            ProgressStyle::with_template("{bar:30} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(500));
