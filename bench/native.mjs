@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  ROOT, launchBrowser, openHarness, runSeedtab, spawnSeedtab, startServer, tempDir, withTimeout,
+  ROOT, launchBrowser, openHarness, runSeedtab, spawnSeedtab, startServer, startWebSeed, tempDir, withTimeout,
 } from '../tests/browser/harness.mjs';
 
 const MiB = 1 << 20;
@@ -100,17 +100,16 @@ let sha;
 }
 
 const server = await startServer();
+// The tab seeder fetches the file from here (a playwright route would push 100 MiB through CDP).
+const fileServer = await startWebSeed({ [`/${NAME}`]: fs.readFileSync(file) });
 const browser = await launchBrowser();
 const chromiumVersion = browser.version();
 
-/** A tab of its own context with bench/page.js; `withFile` serves the benchmark file at /bench-file.bin. */
-async function newTab(name, { withFile = false } = {}) {
+/** A tab of its own context with bench/page.js. */
+async function newTab(name) {
   const context = await browser.newContext();
   try {
     await context.addInitScript({ path: PAGE_JS });
-    if (withFile) {
-      await context.route('**/bench-file.bin', (route) => route.fulfill({ path: file, contentType: 'application/octet-stream' }));
-    }
     const page = await openHarness(browser, server, { name, context });
     return { page, name, close: () => context.close().catch(() => {}) };
   } catch (err) {
@@ -189,17 +188,17 @@ async function nativeRun(label) {
   }
 }
 
-/** tab seeder → tab (the file fetched into the seeder tab, seeded from memory). */
+/** tab seeder → tab (the file fetched into the seeder tab from a Node server on 127.0.0.1, seeded from memory). */
 async function tabRun(label) {
-  const S = await newTab(`${label}:seed`, { withFile: true });
+  const S = await newTab(`${label}:seed`);
   try {
-    const seeded = await ev(S.page, async ({ tracker, name, rewards }) => {
-      const data = new Uint8Array(await (await fetch('/bench-file.bin')).arrayBuffer());
+    const seeded = await ev(S.page, async ({ tracker, name, rewards, url }) => {
+      const data = new Uint8Array(await (await fetch(url)).arrayBuffer());
       const t0 = performance.now();
       window.client = new seedtab.Client({ trackers: [tracker], iceServers: [], storage: 'memory', rewards });
       window.torrent = await client.seed([{ name, data }]);
       return { magnet: torrent.magnetURI, infoHash: torrent.infoHash, seedMs: performance.now() - t0, length: data.length };
-    }, { tracker: server.trackerUrl, name: NAME, rewards: REWARDS }, STEP_MS + SIZE / 1e5, `${label}: seed`);
+    }, { tracker: server.trackerUrl, name: NAME, rewards: REWARDS, url: `${fileServer.url}${NAME}` }, STEP_MS + SIZE / 1e5, `${label}: seed`);
     if (seeded.length !== SIZE) throw new Error(`${label}: the seeder tab got ${seeded.length} bytes of the file`);
     const r = await download(label, seeded.magnet, seeded.infoHash);
     await ev(S.page, () => client.destroy(), null, 10_000, 'destroy').catch(() => {});
@@ -236,6 +235,7 @@ try {
 } finally {
   await browser.close();
   await server.stop();
+  await fileServer.stop();
   tmp.cleanup();
 }
 

@@ -309,6 +309,7 @@ impl<'r> Driver<'r> {
             if d.finished && !d.opts.keep_seeding {
                 // Nothing to fetch: the engine will not say Done again.
                 d.reporter.report(&Report::Done {
+                    info_hash: d.session.info_hash().to_hex(),
                     length: meta_length(&d.session),
                     downloaded: 0,
                     seconds: 0.0,
@@ -329,8 +330,20 @@ impl<'r> Driver<'r> {
             length: meta.info.total_length,
             pieces: meta.info.num_pieces(),
             have: self.session.have().count() as u32,
-            magnet: meta.magnet().to_uri(),
+            magnet: self.magnet(meta),
         }
+    }
+
+    /// The magnet link to share: the torrent's own trackers and the ones we announce to, so
+    /// whoever gets it finds us.
+    fn magnet(&self, meta: &Metainfo) -> String {
+        let mut m = meta.magnet();
+        for t in &self.opts.trackers {
+            if !m.trackers.contains(t) {
+                m.trackers.push(t.clone());
+            }
+        }
+        m.to_uri()
     }
 
     fn sink(&self, key: PeerKey) -> rtc::EventSink {
@@ -778,6 +791,7 @@ impl<'r> Driver<'r> {
                 let s = self.snapshot(now);
                 self.reporter.report(&Report::Progress(s.clone()));
                 self.reporter.report(&Report::Done {
+                    info_hash: self.session.info_hash().to_hex(),
                     length: s.length,
                     downloaded: s.downloaded,
                     seconds: now as f64 / 1000.0,

@@ -50,6 +50,7 @@ pub enum Report {
         peer_id: String,
     },
     Done {
+        info_hash: String,
         length: u64,
         downloaded: u64,
         seconds: f64,
@@ -146,6 +147,7 @@ impl Reporter {
                 length,
                 downloaded,
                 seconds,
+                ..
             } => {
                 if let Some(bar) = &self.bar {
                     bar.set_position(*length);
@@ -212,11 +214,13 @@ fn json_line(r: &Report) {
             "peerId": peer_id,
         }),
         Report::Done {
+            info_hash,
             length,
             downloaded,
             seconds,
         } => json!({
             "event": "done",
+            "infoHash": info_hash,
             "length": length,
             "downloaded": downloaded,
             "seconds": (seconds * 1000.0).round() / 1000.0,

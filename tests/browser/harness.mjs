@@ -573,7 +573,8 @@ export function bencode(v) {
 export function spawnSeedtab(args, { name = 'native', cwd = ROOT, env = {} } = {}) {
   const proc = spawn(SEEDTAB_BIN, args, {
     cwd,
-    env: { RUST_LOG: 'info', ...process.env, ...env },
+    // No RUST_LOG=info here (startServer sets it): the webrtc crate would log every state change.
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(proc);

@@ -375,6 +375,9 @@ test('a. native seed of a folder (no --json: the first line is the magnet link) 
     assert.ok(magnet.startsWith('magnet:?'), `the first stdout line is the magnet link: ${magnet}`);
     const infoHash = btihOf(magnet);
     assert.ok(infoHash, `the magnet link has a hex btih: ${magnet}`);
+    // The tab knows the tracker from the magnet link alone: without it, it would wait for nothing.
+    assert.ok(new URLSearchParams(magnet.slice('magnet:?'.length)).getAll('tr').includes(server.trackerUrl),
+      `the magnet link carries the --tracker: ${magnet}`);
     tab = await openTab('a2:tab');
     const ms = await tabDownload(tab.page, 'seedtab', magnet, label, deadline);
     rateLine(label, total(files), ms, 'magnet link to done in the tab');
