@@ -27,6 +27,7 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '3' },
     bind: { type: 'string' },
     rewards: { type: 'string', default: 'on' },
+    only: { type: 'string' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'native.json') },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -39,6 +40,7 @@ if (opt.help) {
                 goes first; the summary gives medians (default 3)
   --bind IP     pass --bind IP to the native seeder (default: none, it listens on all interfaces)
   --rewards R   on (default) | off: reward receipts in the tabs (the native seeder has no key)
+  --only K      native | tab: measure only that seeder (for profiling one side)
   --out FILE    results JSON (default bench/results/native.json)
   --verbose     show page consoles and the seeder's output
 `);
@@ -215,7 +217,7 @@ say(`native seeder vs tab seeder → one seedtab tab, ${fmt(SIZE / MiB, 0)} MiB,
 try {
   for (let i = 0; i < RUNS; i += 1) {
     const order = i % 2 === 0 ? ['native', 'tab'] : ['tab', 'native'];
-    for (const kind of order) {
+    for (const kind of order.filter((k) => !opt.only || k === opt.only)) {
       const label = `run ${i + 1} ${kind}`;
       try {
         const r = kind === 'native' ? await nativeRun(label) : await tabRun(label);

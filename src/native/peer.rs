@@ -232,6 +232,19 @@ impl<'r> Driver<'r> {
         let mut rng = Rng::new(seed);
         let peer_id = PeerId::generate(random_bytes(&mut rng));
         let (session, store, dir) = match start {
+            Start::Torrent { meta, store, have } if have.is_complete() => {
+                // Seeding only reads, and a read of a block from the page cache costs less than
+                // handing a whole piece over from a blocking thread: the session reads itself.
+                let s = Session::new(
+                    meta,
+                    peer_id,
+                    Box::new(store),
+                    have,
+                    opts.engine.clone(),
+                    seed,
+                );
+                (s, None, None)
+            }
             Start::Torrent {
                 meta,
                 mut store,
