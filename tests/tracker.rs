@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use seedtab::id::{InfoHash, PeerId};
 use seedtab::native::serve::{serve_app, ServeOptions};
-use seedtab::native::tracker::serve_tracker;
+use seedtab::native::tracker::{serve_tracker, serve_tracker_with, ConnLimits};
 use seedtab::signal::client::{
     announce_json, answer_json, parse_tracker_message, scrape_json, AnnounceEvent, OfferOut,
     TrackerEvent,
@@ -317,6 +317,7 @@ async fn bad_frames_get_failures_and_oversized_ones_close_the_socket() {
     let code = closed(&mut ws).await;
     assert!(code.is_none() || code == Some(1009), "close code {code:?}");
     wait_stat(addr, "connections", 0).await;
+    assert_eq!(stats(addr).await["rejections"]["frame_too_big"], 1);
 }
 
 #[tokio::test]
@@ -400,6 +401,13 @@ async fn serve_gives_files_config_and_tracker_on_one_address() {
         "client-side routes get index.html"
     );
 
+    let (status, metrics) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("seedtab_tracker_connections 0"),
+        "{metrics}"
+    );
+
     let (status, embed) = http_get(addr, "/embed").await;
     assert_eq!(status, 200);
     assert!(
@@ -432,4 +440,348 @@ async fn serve_gives_files_config_and_tracker_on_one_address() {
             ..
         }
     ));
+}
+
+/// A tracker with explicit limits; returns its address and the stop switch.
+async fn start_tracker_with(
+    config: TrackerConfig,
+    limits: ConnLimits,
+) -> (SocketAddr, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve_tracker_with(listener, config, limits, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// GET with extra request headers; status, response head and body.
+async fn http_get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// Waits for the server's close frame; returns its code and reason.
+async fn close_frame(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match timeout(WAIT, ws.next())
+            .await
+            .expect("socket not closed in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), f.reason.to_string()),
+            Some(Ok(Message::Close(None))) | Some(Err(_)) | None => {
+                panic!("closed without a frame")
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_per_ip_are_limited_with_a_policy_close() {
+    let limits = ConnLimits {
+        max_conns_per_ip: 3,
+        ..ConnLimits::default()
+    };
+    let (addr, _stop) = start_tracker_with(TrackerConfig::default(), limits).await;
+    let url = format!("ws://{addr}/announce");
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(connect(&url).await);
+    }
+    wait_stat(addr, "connections", 3).await;
+    // Many more from the same address: each is told why and closed; none is counted as open.
+    for _ in 0..5 {
+        let mut extra = connect(&url).await;
+        let (code, reason) = close_frame(&mut extra).await;
+        assert_eq!(code, 1008);
+        assert!(
+            reason.contains("too many connections") && reason.contains("limit 3"),
+            "{reason}"
+        );
+    }
+    let s = stats(addr).await;
+    assert_eq!(s["connections"], 3);
+    assert_eq!(s["rejections"]["conns_per_ip"], 5);
+    // The ones inside the limit still work, and closing one frees a slot.
+    let (ih, peer, _) = ids();
+    send(
+        &mut open[0],
+        announce_json(&ih, &peer, AnnounceEvent::Started, 0, 0, Some(1), 0, &[]),
+    )
+    .await;
+    assert!(matches!(
+        next_event(&mut open[0]).await,
+        TrackerEvent::AnnounceReply { .. }
+    ));
+    open.pop().unwrap().close(None).await.unwrap();
+    wait_stat(addr, "connections", 2).await;
+    let mut again = connect(&url).await;
+    send(&mut again, scrape_json(&[ih])).await;
+    assert!(matches!(
+        next_event(&mut again).await,
+        TrackerEvent::Scrape { .. }
+    ));
+}
+
+#[tokio::test]
+async fn silent_sockets_and_slow_requests_are_timed_out() {
+    let limits = ConnLimits {
+        handshake_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(800),
+        ..ConnLimits::default()
+    };
+    let (addr, _stop) = start_tracker_with(TrackerConfig::default(), limits).await;
+    let url = format!("ws://{addr}/announce");
+
+    // Upgraded, but never a message.
+    let mut mute = connect(&url).await;
+    let (code, reason) = close_frame(&mut mute).await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("no message within 0.3 s"), "{reason}");
+
+    // Talks in time, keeps talking, then goes quiet.
+    let (ih, peer, _) = ids();
+    let mut chatty = connect(&url).await;
+    let started = tokio::time::Instant::now();
+    send(
+        &mut chatty,
+        announce_json(&ih, &peer, AnnounceEvent::Started, 0, 0, Some(1), 0, &[]),
+    )
+    .await;
+    next_event(&mut chatty).await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        send(&mut chatty, scrape_json(&[ih])).await;
+        next_event(&mut chatty).await;
+    }
+    let (code, reason) = close_frame(&mut chatty).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_800),
+        "messages reset the idle timer"
+    );
+    assert_eq!(code, 1000);
+    assert!(reason.contains("idle"), "{reason}");
+    // Its peer left with it.
+    wait_stat(addr, "peers", 0).await;
+
+    // A raw TCP client that never finishes its request headers is cut off.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = timeout(WAIT, slow.read_to_end(&mut buf))
+        .await
+        .expect("not cut off");
+    assert!(
+        read.is_err() || buf.is_empty(),
+        "got {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+
+    // Requests that do arrive in time are served however long they stay open afterwards.
+    assert_eq!(http_get(addr, "/stats").await.0, 200);
+    let s = stats(addr).await;
+    assert_eq!(s["rejections"]["handshake_timeout"], 2, "{s}");
+    assert_eq!(s["rejections"]["idle_timeout"], 1, "{s}");
+}
+
+#[tokio::test]
+async fn rate_limit_and_garbage_over_a_real_socket() {
+    let config = TrackerConfig {
+        messages_per_s: 1,
+        message_burst: 4,
+        ..TrackerConfig::default()
+    };
+    let (addr, _stop) = start_tracker_with(config, ConnLimits::default()).await;
+    let mut ws = connect(&format!("ws://{addr}/announce")).await;
+    let (ih, peer, _) = ids();
+    let ann = || announce_json(&ih, &peer, AnnounceEvent::Started, 0, 0, Some(1), 0, &[]);
+    for _ in 0..4 {
+        send(&mut ws, ann()).await;
+        assert!(matches!(
+            next_event(&mut ws).await,
+            TrackerEvent::AnnounceReply { .. }
+        ));
+    }
+    send(&mut ws, ann()).await;
+    let TrackerEvent::Failure { info_hash, reason } = next_event(&mut ws).await else {
+        panic!()
+    };
+    assert_eq!(info_hash, Some(ih), "labelled with the torrent");
+    assert!(reason.contains("rate limit"), "{reason}");
+
+    // Garbage from many sockets: refused one by one, the server stays up and keeps nothing.
+    let garbage = [
+        "[".repeat(60_000),
+        r#"{"action":"announce","info_hash":"\u0100\u0100","peer_id":1e400}"#.into(),
+        format!(
+            r#"{{"action":"announce","info_hash":"{}","peer_id":"short"}}"#,
+            "a".repeat(20)
+        ),
+        format!(
+            r#"{{"action":"announce","info_hash":"{0}","peer_id":"{0}","to_peer_id":"{0}","offer_id":"{1}","answer":{{"sdp":"x"}}}}"#,
+            "a".repeat(20),
+            "b".repeat(21)
+        ),
+    ];
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let mut g = connect(&format!("ws://{addr}/announce")).await;
+        for frame in &garbage {
+            send(&mut g, frame.clone()).await;
+            assert!(matches!(
+                next_event(&mut g).await,
+                TrackerEvent::Failure { .. }
+            ));
+        }
+        sockets.push(g);
+    }
+    // Half say goodbye, half just vanish: neither is a rejection.
+    for (i, mut g) in sockets.into_iter().enumerate() {
+        if i % 2 == 0 {
+            g.close(None).await.unwrap();
+        }
+    }
+    wait_stat(addr, "connections", 1).await;
+    let s = stats(addr).await;
+    assert_eq!(s["rejections"]["malformed"], 80, "{s}");
+    assert_eq!(s["rejections"]["rate_limited"], 1, "{s}");
+    assert_eq!(s["rejections"]["protocol_error"], 0, "{s}");
+    assert_eq!(
+        (s["swarms"].as_u64(), s["peers"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn stats_page_escapes_client_data_and_json_stays_the_default() {
+    let (addr, _stop) = start_tracker().await;
+    // An info-hash and peer id that are markup when read as latin-1.
+    let ih = InfoHash(*b"<script>alert(1)</s>");
+    let peer = PeerId(*b"\"><img src=x onerr>&");
+    let mut ws = connect(&format!("ws://{addr}/announce")).await;
+    send(
+        &mut ws,
+        announce_json(&ih, &peer, AnnounceEvent::Started, 0, 0, Some(3), 0, &[]),
+    )
+    .await;
+    next_event(&mut ws).await;
+
+    let browser = "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n";
+    let (status, head, page) = http_get_with(addr, "/stats", browser).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(page.contains(&ih.to_hex()), "info-hash shown as hex");
+    for raw in ["<script", "<img", "onerr>", "alert(1)</s"] {
+        assert!(!page.contains(raw), "{raw} leaked into the page");
+    }
+    assert!(page.contains("<td>1</td>"), "one leecher listed");
+
+    // Scripts (fetch and curl send */*) keep the JSON, with the old fields and the new one.
+    for accept in ["", "Accept: */*\r\n", "Accept: application/json\r\n"] {
+        let (status, head, body) = http_get_with(addr, "/stats", accept).await;
+        assert_eq!(status, 200);
+        assert!(head.contains("application/json"), "{head}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (v["peers"].as_u64(), v["announces"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert!(v["rejections"].is_object());
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let (addr, _stop) = start_tracker().await;
+    let (ih, seeder, leecher) = ids();
+    let mut a = connect(&format!("ws://{addr}/announce")).await;
+    send(
+        &mut a,
+        announce_json(&ih, &seeder, AnnounceEvent::Started, 0, 0, Some(0), 0, &[]),
+    )
+    .await;
+    next_event(&mut a).await;
+    let mut b = connect(&format!("ws://{addr}/announce")).await;
+    let offer = OfferOut {
+        offer_id: [9; 20],
+        sdp: "v=0\r\n".into(),
+    };
+    send(
+        &mut b,
+        announce_json(
+            &ih,
+            &leecher,
+            AnnounceEvent::Started,
+            0,
+            0,
+            None,
+            1,
+            &[offer],
+        ),
+    )
+    .await;
+    next_event(&mut b).await;
+    next_event(&mut a).await;
+    send(&mut b, "garbage".into()).await;
+    next_event(&mut b).await;
+
+    let (status, head, body) = http_get_with(addr, "/metrics", "").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    // Parse every sample line: name{labels} value, each preceded by its TYPE.
+    let mut samples = std::collections::BTreeMap::new();
+    let mut typed = std::collections::BTreeSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(kind == "gauge" || kind == "counter", "{line}");
+            typed.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let name = series.split('{').next().unwrap();
+        assert!(typed.contains(name), "{name} has no TYPE line");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{name}"
+        );
+        samples.insert(series.to_owned(), value.parse::<f64>().unwrap());
+    }
+    let get = |k: &str| samples.get(k).copied().unwrap_or_else(|| panic!("no {k}"));
+    assert_eq!(get("seedtab_tracker_connections"), 2.0);
+    assert_eq!(get("seedtab_tracker_swarms"), 1.0);
+    assert_eq!(get("seedtab_tracker_peers"), 2.0);
+    assert_eq!(get("seedtab_tracker_announces_total"), 2.0);
+    assert_eq!(get("seedtab_tracker_offers_relayed_total"), 1.0);
+    assert_eq!(get("seedtab_tracker_answers_forwarded_total"), 0.0);
+    assert_eq!(get("seedtab_tracker_dropped_frames_total"), 0.0);
+    assert_eq!(
+        get(r#"seedtab_tracker_rejections_total{reason="malformed"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"seedtab_tracker_rejections_total{reason="conns_per_ip"}"#),
+        0.0
+    );
+    assert!(get("seedtab_tracker_announces_per_second") >= 0.0);
 }

@@ -11,12 +11,13 @@
 //!   (only Have messages, with and without the metadata known);
 //! - several messages in one data-channel message, and one message across several.
 
+mod common;
+
+use common::{leecher, magnet_leecher, seeder, torrent};
 use seedtab::bitfield::Bitfield;
-use seedtab::create::{create_torrent, CreateOptions};
 use seedtab::engine::{Config, Event, PeerKey, Session};
-use seedtab::id::{InfoHash, PeerId};
+use seedtab::id::PeerId;
 use seedtab::metainfo::Metainfo;
-use seedtab::store::{MemoryStore, PieceStore};
 use seedtab::wire::{
     BlockRef, Decoder, ExtendedHandshake, Frame, Handshake, Message, MetadataMsg, BLOCK_SIZE,
     DEFAULT_MAX_MESSAGE_LEN, METADATA_PIECE_SIZE, UT_METADATA_LOCAL_ID,
@@ -26,61 +27,6 @@ const KEY: PeerKey = 7;
 const THEIR_ID: PeerId = PeerId(*b"-WW0300-fakepeer0001");
 /// The id our fake peer wants ut_metadata messages under (WebTorrent uses 1..=n as well).
 const THEIR_UT_METADATA: u8 = 3;
-
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-fn torrent(len: usize, piece_length: u32) -> (Metainfo, Vec<u8>) {
-    let all = data(len);
-    let meta = create_torrent(
-        &[(vec!["wire.bin".to_string()], all.as_slice())],
-        CreateOptions {
-            piece_length: Some(piece_length),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    (meta, all)
-}
-
-fn seeder(meta: &Metainfo, all: &[u8]) -> Session {
-    Session::new(
-        meta.clone(),
-        PeerId([1; 20]),
-        Box::new(MemoryStore::from_bytes(all, meta.info.piece_length)),
-        Bitfield::full(meta.info.num_pieces() as usize),
-        Config::default(),
-        1,
-    )
-}
-
-fn leecher(meta: &Metainfo) -> Session {
-    Session::new(
-        meta.clone(),
-        PeerId([2; 20]),
-        Box::new(MemoryStore::new(
-            meta.info.num_pieces(),
-            meta.info.piece_length,
-        )),
-        Bitfield::new(meta.info.num_pieces() as usize),
-        Config::default(),
-        2,
-    )
-}
-
-fn magnet_leecher(info_hash: InfoHash) -> Session {
-    Session::from_info_hash(
-        info_hash,
-        PeerId([2; 20]),
-        Box::new(|m: &Metainfo| {
-            Box::new(MemoryStore::new(m.info.num_pieces(), m.info.piece_length))
-                as Box<dyn PieceStore>
-        }),
-        Config::default(),
-        2,
-    )
-}
 
 /// A session and one scripted peer connected to it as `KEY`, on a virtual clock.
 struct Fake {

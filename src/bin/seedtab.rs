@@ -11,6 +11,7 @@ use seedtab::create::CreateOptions;
 use seedtab::native::commands::{self, PeerArgs};
 use seedtab::native::report::Mode;
 use seedtab::native::{ledger, serve, tracker};
+use seedtab::signal::server::TrackerConfig;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -45,6 +46,8 @@ enum Command {
         /// SQLite file of the receipt ledger (created if missing); `:memory:` keeps nothing.
         #[arg(long, value_name = "FILE", default_value = DEFAULT_DB)]
         db: PathBuf,
+        #[command(flatten)]
+        limits: TrackerLimits,
     },
     /// Run only the WebSocket tracker (WebTorrent-compatible), at /announce and at /.
     ///
@@ -53,6 +56,8 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:8000")]
         addr: SocketAddr,
+        #[command(flatten)]
+        limits: TrackerLimits,
     },
     /// Run only the receipt ledger: uploaders submit signed receipts, anyone reads the totals.
     ///
@@ -115,6 +120,54 @@ enum Command {
         #[command(flatten)]
         peer: PeerFlags,
     },
+}
+
+/// The tracker's limits (serve, tracker); docs/tracker.md explains each. 0 turns one off.
+#[derive(Args)]
+struct TrackerLimits {
+    /// Open WebSockets per IPv4 address or IPv6 /64 (set 0 behind a reverse proxy).
+    #[arg(long, value_name = "N", default_value_t = tracker::ConnLimits::default().max_conns_per_ip)]
+    max_conns_per_ip: usize,
+    /// Seconds a connection may take to send its first HTTP request, and then its first message.
+    #[arg(long, value_name = "SECS", default_value_t = tracker::ConnLimits::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Seconds without a message before a WebSocket is closed (keep above the 120 s interval).
+    #[arg(long, value_name = "SECS", default_value_t = tracker::ConnLimits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+    /// Messages per second one connection may send, sustained.
+    #[arg(long, value_name = "N", default_value_t = TrackerConfig::default().messages_per_s)]
+    max_messages_per_s: u32,
+    /// Messages one connection may send at once (the rate limit's burst).
+    #[arg(long, value_name = "N", default_value_t = TrackerConfig::default().message_burst)]
+    message_burst: u32,
+    /// Offers relayed from one announce (at most 10).
+    #[arg(long, value_name = "N", default_value_t = TrackerConfig::default().max_offers_per_announce)]
+    max_offers: usize,
+    /// Largest numwant honoured (at most 82).
+    #[arg(long, value_name = "N", default_value_t = TrackerConfig::default().max_numwant)]
+    max_numwant: u32,
+    /// (torrent, peer id) registrations one connection may hold.
+    #[arg(long, value_name = "N", default_value_t = TrackerConfig::default().max_swarms_per_conn)]
+    max_swarms_per_conn: usize,
+}
+
+impl TrackerLimits {
+    fn split(self) -> (TrackerConfig, tracker::ConnLimits) {
+        let config = TrackerConfig {
+            messages_per_s: self.max_messages_per_s,
+            message_burst: self.message_burst,
+            max_offers_per_announce: self.max_offers,
+            max_numwant: self.max_numwant,
+            max_swarms_per_conn: self.max_swarms_per_conn,
+            ..TrackerConfig::default()
+        };
+        let limits = tracker::ConnLimits {
+            max_conns_per_ip: self.max_conns_per_ip,
+            handshake_timeout: std::time::Duration::from_secs(self.handshake_timeout),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
+        };
+        (config, limits)
+    }
 }
 
 /// How a new torrent is made (create, seed PATH...).
@@ -211,16 +264,22 @@ async fn main() -> ExitCode {
             www,
             ice_server,
             db,
+            limits,
         } => {
+            let (tracker, limits) = limits.split();
             let opts = serve::ServeOptions {
                 www,
                 ice_servers: ice_server,
                 db,
-                ..Default::default()
+                tracker,
+                limits,
             };
             serve::run(addr, opts).await
         }
-        Command::Tracker { addr } => tracker::run(addr).await,
+        Command::Tracker { addr, limits } => {
+            let (config, limits) = limits.split();
+            tracker::run(addr, config, limits).await
+        }
         Command::Ledger { addr, db } => ledger::run(addr, db).await,
         Command::Create {
             paths,

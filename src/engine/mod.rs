@@ -24,7 +24,7 @@ use crate::rng::Rng;
 use crate::store::{MemoryStore, PieceStore};
 use crate::wire::{
     encode_piece_header, BlockRef, ExtendedHandshake, Frame, Handshake, Message, MetadataAssembler,
-    MetadataMsg, METADATA_PIECE_SIZE, UT_METADATA_LOCAL_ID,
+    MetadataMsg, MAX_METADATA_SIZE, METADATA_PIECE_SIZE, UT_METADATA_LOCAL_ID,
 };
 
 use peer::{EarlyHave, Peer};
@@ -40,6 +40,12 @@ pub use webseed::{
 const PREFETCH_PIECES: usize = 4;
 /// Piece reads in flight at once, over all peers.
 const MAX_LOADING: usize = 16;
+
+/// Stale blocks a peer may send beyond the requests we ever made of it (none should arrive).
+const UNREQUESTED_SLACK: u64 = 16;
+/// Control messages (rejects, haves, cancels) queued for a peer that is not reading, beyond which
+/// it is dropped. Block data is not queued here: `transmit` reads it from storage on demand.
+const MAX_CONTROL_BACKLOG: usize = 1 << 20;
 
 /// The driver's name for one connection.
 pub type PeerKey = u64;
@@ -445,6 +451,20 @@ impl Session {
     }
 
     /// Bytes held by the upload cache (external storage).
+    /// Bytes the session holds on behalf of peers: their undecoded input, our queued output,
+    /// pieces being assembled or hashed, the upload cache. What hostile-peer tests watch stay
+    /// bounded.
+    pub fn buffered_bytes(&self) -> usize {
+        let peers: usize = self
+            .peers
+            .values()
+            .map(|p| p.decoder.buffered() + p.outbox.len() + p.incoming.len() * 12)
+            .sum();
+        let partials: usize = self.picker.partials.values().map(|p| p.buf.len()).sum();
+        let hashing: usize = self.hashing.values().map(|p| p.buf.len()).sum();
+        peers + partials + hashing + self.cache_bytes
+    }
+
     pub fn cache_bytes(&self) -> usize {
         self.cache_bytes
     }
@@ -743,14 +763,16 @@ impl Session {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        peer.last_recv_ms = now_ms;
         peer.decoder.push(data);
         loop {
             let Some(peer) = self.peers.get_mut(&key) else {
                 return;
             };
             let frame = match peer.decoder.next_frame() {
-                Ok(Some(f)) => f,
+                Ok(Some(f)) => {
+                    peer.last_recv_ms = now_ms;
+                    f
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.close(key, format!("protocol error: {e}"));
@@ -1185,6 +1207,10 @@ impl Session {
         if peer.am_choking || !have {
             if peer.fast {
                 Message::Reject(req).encode(&mut peer.outbox);
+                // Rejects pile up only if it keeps asking while not reading what we send.
+                if peer.outbox.len() > MAX_CONTROL_BACKLOG {
+                    return Err("floods requests while choked and reads nothing".into());
+                }
             }
             return Ok(());
         }
@@ -1211,6 +1237,13 @@ impl Session {
         let peer = self.peers.get_mut(&key).ok_or("gone")?;
         let Some(pos) = peer.outstanding.iter().position(|(b, _)| *b == block) else {
             // Unrequested or already cancelled (endgame): ignore, but don't count it as progress.
+            peer.unrequested_blocks += 1;
+            if peer.unrequested_blocks > peer.requests_sent + UNREQUESTED_SLACK {
+                return Err(format!(
+                    "{} blocks we never asked for",
+                    peer.unrequested_blocks
+                ));
+            }
             return Ok(());
         };
         let (_, sent_at) = peer.outstanding.swap_remove(pos);
@@ -1457,6 +1490,7 @@ impl Session {
             };
             Message::Request(block).encode(&mut peer.outbox);
             peer.outstanding.push((block, now_ms));
+            peer.requests_sent += 1;
         }
     }
 
@@ -1464,6 +1498,11 @@ impl Session {
         if id == 0 {
             let hs = ExtendedHandshake::decode(payload).map_err(|e| e.to_string())?;
             let size = hs.metadata_size;
+            if let Some(n) = size.filter(|&n| n == 0 || n > MAX_METADATA_SIZE) {
+                return Err(format!(
+                    "metadata_size {n} is not a size an info dict can have"
+                ));
+            }
             self.reward_handshake(key, &hs);
             let peer = self.peers.get_mut(&key).ok_or("gone")?;
             peer.extended = Some(hs);
@@ -1518,9 +1557,14 @@ impl Session {
                     return Ok(());
                 };
                 peer.metadata_requests.swap_remove(pos);
+                let their_size = peer.extended.as_ref().and_then(|e| e.metadata_size);
                 let Some(asm) = self.metadata.as_mut() else {
                     return Ok(());
                 };
+                if their_size != Some(asm.total_size()) {
+                    // Sized for another peer's claim; asked before a restart. Not its fault.
+                    return Ok(());
+                }
                 asm.insert(piece, &data).map_err(|e| e.to_string())?;
                 if asm.is_complete() {
                     self.complete_metadata(key)?;
@@ -1557,8 +1601,17 @@ impl Session {
                 Err(e) => Err(format!("metadata with the right hash but unusable: {e}")),
             },
             Err(e) => {
-                // The assembler reset itself; fetch again, from someone else if possible.
-                let _ = from;
+                // Whoever sent it is dropped. The size we assembled for may have been its lie:
+                // start over with the size most of the others announce, and never ask it again.
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.metadata_requests.clear();
+                    if let Some(ext) = p.extended.as_mut() {
+                        ext.metadata_size = None;
+                    }
+                }
+                self.metadata = self
+                    .announced_metadata_size()
+                    .and_then(|n| MetadataAssembler::new(n).ok());
                 self.request_metadata_anywhere();
                 Err(format!("metadata failed its check: {e}"))
             }
@@ -1584,6 +1637,10 @@ impl Session {
         let Some(their_id) = peer.extension_id("ut_metadata") else {
             return;
         };
+        if peer.extended.as_ref().and_then(|e| e.metadata_size) != Some(asm.total_size()) {
+            // Its pieces would not fit what we assemble.
+            return;
+        }
         for piece in asm.missing_pieces() {
             if in_flight.contains(&piece) || peer.metadata_requests.contains(&piece) {
                 continue;
@@ -1598,17 +1655,37 @@ impl Session {
         }
     }
 
+    /// The metadata size most connected peers announce (ties: the smallest).
+    fn announced_metadata_size(&self) -> Option<u64> {
+        let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+        for p in self.peers.values() {
+            if let Some(n) = p.extended.as_ref().and_then(|e| e.metadata_size) {
+                *votes.entry(n).or_default() += 1;
+            }
+        }
+        let best = votes.values().copied().max()?;
+        votes.into_iter().find(|&(_, v)| v == best).map(|(n, _)| n)
+    }
+
     fn request_metadata_anywhere(&mut self) {
-        if self.meta.is_some() || self.metadata.is_none() {
+        if self.meta.is_some() {
             return;
         }
+        if self.metadata.is_none() {
+            self.metadata = self
+                .announced_metadata_size()
+                .and_then(|n| MetadataAssembler::new(n).ok());
+        }
+        let Some(size) = self.metadata.as_ref().map(|a| a.total_size()) else {
+            return;
+        };
         let keys: Vec<PeerKey> = self
             .peers
             .iter()
             .filter(|(_, p)| {
                 p.extended
                     .as_ref()
-                    .is_some_and(|e| e.metadata_size.is_some())
+                    .is_some_and(|e| e.metadata_size == Some(size))
             })
             .map(|(&k, _)| k)
             .collect();

@@ -45,6 +45,8 @@ pub(crate) struct Peer {
     pub metadata_requests: Vec<u32>,
     pub download: RateMeter,
     pub upload: RateMeter,
+    /// When its last complete frame arrived: bytes alone do not count, so a peer trickling a
+    /// message a byte at a time is as idle as a silent one.
     pub last_recv_ms: u64,
     pub last_sent_ms: u64,
     pub hash_failures: u32,
@@ -58,6 +60,11 @@ pub(crate) struct Peer {
     pub rtt_ms: u64,
     /// Receipts owed and received (docs/receipts.md).
     pub reward: PeerReward,
+    /// Block requests we ever sent it, and blocks it sent that were not (or no longer)
+    /// outstanding: an honest peer's stale blocks (after a cancel or a choke) never outnumber
+    /// our requests.
+    pub requests_sent: u64,
+    pub unrequested_blocks: u64,
 }
 
 impl Peer {
@@ -91,6 +98,8 @@ impl Peer {
             unchoked_since_ms: 0,
             rtt_ms: 0,
             reward: PeerReward::default(),
+            requests_sent: 0,
+            unrequested_blocks: 0,
         }
     }
 

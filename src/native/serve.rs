@@ -1,6 +1,7 @@
 //! `seedtab serve`: one process that serves the built web app (a static directory, with
 //! `index.html` as the fallback for client-side routes), its runtime configuration at
-//! `GET /config.json`, the WebSocket tracker at `/announce`, the receipt ledger's API at `/api`
+//! `GET /config.json`, the WebSocket tracker at `/announce` (with its `/stats` and `/metrics`),
+//! the receipt ledger's API at `/api`
 //! and the embeddable player at `/embed` — so a single address is all a deployment or a browser
 //! test needs.
 //!
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tower_http::services::{ServeDir, ServeFile};
 
 use super::ledger::{self, Ledger};
-use super::tracker::{self, TrackerService};
+use super::tracker::{self, ConnLimits, TrackerService};
 use crate::signal::server::TrackerConfig;
 
 /// What `seedtab serve` serves.
@@ -31,6 +32,9 @@ pub struct ServeOptions {
     /// STUN/TURN URLs handed to the browser in `/config.json`, in order.
     pub ice_servers: Vec<String>,
     pub tracker: TrackerConfig,
+    /// The tracker's per-connection limits; they apply to every HTTP connection of the app (the
+    /// handshake timeout bounds how long a request may take to arrive).
+    pub limits: ConnLimits,
     /// The ledger's SQLite file; `:memory:` (the default here, so tests leave no file) keeps it
     /// in memory. The command line defaults to `seedtab-ledger.sqlite`.
     pub db: PathBuf,
@@ -42,6 +46,7 @@ impl Default for ServeOptions {
             www: PathBuf::from("www/dist"),
             ice_servers: Vec::new(),
             tracker: TrackerConfig::default(),
+            limits: ConnLimits::default(),
             db: PathBuf::from(ledger::IN_MEMORY),
         }
     }
@@ -54,7 +59,7 @@ pub fn config_json(ice_servers: &[String]) -> Value {
     json!({ "iceServers": ice, "trackers": [] })
 }
 
-/// The whole app: tracker routes (`/announce`, `/stats`), the ledger API (`/api/...`),
+/// The whole app: tracker routes (`/announce`, `/stats`, `/metrics`), the ledger API (`/api/...`),
 /// `/config.json`, static files.
 pub fn app_router(
     opts: &ServeOptions,
@@ -106,7 +111,7 @@ async fn serve_app_with(
     if !opts.www.join("index.html").is_file() {
         tracing::warn!(www = %opts.www.display(), "no index.html in the web app directory; build the app or pass --www");
     }
-    let service = TrackerService::new(opts.tracker.clone());
+    let service = TrackerService::with_limits(opts.tracker.clone(), opts.limits.clone());
     let app = app_router(&opts, service.clone(), ledger);
     tracker::serve_router(listener, app, service, shutdown).await
 }

@@ -1,28 +1,39 @@
 //! The WebSocket tracker server: an axum router that upgrades `/announce` (and optionally `/`)
 //! to WebSockets, one task per connection, feeding text frames to the sans-IO
 //! [`Tracker`](crate::signal::server::Tracker) and delivering the frames it returns through a
-//! bounded channel per connection. Also `GET /stats` and a periodic expiry task.
+//! bounded channel per connection. Also `GET /stats` (JSON, or HTML for browsers), `GET /metrics`
+//! (Prometheus), a periodic expiry task, and the limits that need sockets or clocks
+//! ([`ConnLimits`]: connections per IP, handshake and idle timeouts).
 //!
 //! No protocol logic here; and no `.await` while the tracker lock is held (sends to other
-//! connections use `try_send`, so a slow reader can never stall the tracker).
+//! connections use `try_send`, so a slow reader can never stall the tracker). Nothing a client
+//! sent reaches the HTML page unescaped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::rng::Rng;
@@ -37,24 +48,70 @@ const OUTBOX_FRAMES: usize = 256;
 /// How often silent peers are swept out.
 const EXPIRY_PERIOD: Duration = Duration::from_secs(30);
 
+/// The window of the announces-per-second gauge in `/metrics`.
+const RATE_WINDOW_MS: u64 = 10_000;
+
+/// Swarms listed on the HTML stats page (the biggest first).
+const STATS_HTML_SWARMS: usize = 50;
+
+/// Limits the driver enforces because they need sockets or clocks; the per-message ones are in
+/// [`TrackerConfig`]. A zero turns a limit off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Open WebSockets from one IPv4 address or one IPv6 /64 (what one host can trivially own).
+    /// One tab holds one socket per tracker, so 128 leaves room for a NAT or campus; behind a
+    /// reverse proxy every client has the proxy's address, so set 0 there and limit in the proxy.
+    pub max_conns_per_ip: usize,
+    /// From TCP accept until the first HTTP request is read, and again from the WebSocket
+    /// upgrade until its first message: WebTorrent announces as soon as the socket opens, so
+    /// anything slower is a half-open or deliberately slow connection holding a slot.
+    pub handshake_timeout: Duration,
+    /// A WebSocket with no text or binary message for this long is closed. Must exceed the
+    /// announce interval (120 s), or healthy idle clients would be cut between re-announces;
+    /// pings do not count, as browsers answer them with the tab frozen.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_conns_per_ip: 128,
+            handshake_timeout: Duration::from_secs(10),
+            // Peers expire after 2 x 120 s of silence anyway; a minute more tolerates a late
+            // re-announce before the socket goes too.
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 /// The tracker with everything its connections share.
 pub struct TrackerService {
     inner: Mutex<Inner>,
+    limits: ConnLimits,
     start: Instant,
     next_conn: AtomicU64,
     closing: watch::Sender<bool>,
+    /// Counted by [`GuardedStream`], which has no lock to take.
+    handshake_timeouts: AtomicU64,
 }
 
 struct Inner {
     tracker: Tracker,
     rng: Rng,
     outboxes: HashMap<ConnId, mpsc::Sender<String>>,
+    /// Open WebSockets per address key (see [`ip_key`]); entries are removed at zero.
+    per_ip: HashMap<IpAddr, usize>,
     dropped_frames: u64,
     /// Failures the driver answers itself (non-UTF-8 binary frames).
     driver_failures: u64,
+    /// Refusals the driver makes itself, by reason; merged with the tracker's in `/stats`.
+    driver_rejections: BTreeMap<&'static str, u64>,
+    /// `(ms since start, announces so far)`, about one a second over the last
+    /// [`RATE_WINDOW_MS`], for the announces-per-second gauge.
+    announce_samples: VecDeque<(u64, u64)>,
 }
 
-/// `GET /stats`.
+/// `GET /stats` as JSON. Fields are only ever added: scripts read `peers`, `announces`, ...
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TrackerStats {
     pub swarms: usize,
@@ -71,22 +128,47 @@ pub struct TrackerStats {
     /// Frames dropped because a connection's outbox was full.
     pub dropped_frames: u64,
     pub uptime_s: u64,
+    /// Messages or connections refused (or cut short) by a limit, by reason; every reason is
+    /// listed, zeros included, so a dashboard sees the full set. See docs/tracker.md.
+    pub rejections: BTreeMap<String, u64>,
 }
+
+/// Reasons the driver counts, listed in `/stats` and `/metrics` even at zero.
+const DRIVER_REASONS: [&str; 5] = [
+    "conns_per_ip",
+    "handshake_timeout",
+    "idle_timeout",
+    "frame_too_big",
+    "protocol_error",
+];
 
 impl TrackerService {
     pub fn new(config: TrackerConfig) -> Arc<TrackerService> {
+        TrackerService::with_limits(config, ConnLimits::default())
+    }
+
+    pub fn with_limits(config: TrackerConfig, limits: ConnLimits) -> Arc<TrackerService> {
         Arc::new(TrackerService {
             inner: Mutex::new(Inner {
                 tracker: Tracker::new(config),
                 rng: Rng::new(super::entropy_seed()),
                 outboxes: HashMap::new(),
+                per_ip: HashMap::new(),
                 dropped_frames: 0,
                 driver_failures: 0,
+                driver_rejections: BTreeMap::new(),
+                announce_samples: VecDeque::new(),
             }),
+            limits,
             start: Instant::now(),
             next_conn: AtomicU64::new(1),
             closing: watch::channel(false).0,
+            handshake_timeouts: AtomicU64::new(0),
         })
+    }
+
+    pub fn limits(&self) -> &ConnLimits {
+        &self.limits
     }
 
     fn now_ms(&self) -> u64 {
@@ -123,6 +205,46 @@ impl TrackerService {
             expired,
             dropped_frames: inner.dropped_frames,
             uptime_s: self.start.elapsed().as_secs(),
+            rejections: self.rejections(&inner),
+        }
+    }
+
+    fn rejections(&self, inner: &Inner) -> BTreeMap<String, u64> {
+        let mut all: BTreeMap<String, u64> =
+            DRIVER_REASONS.iter().map(|r| (r.to_string(), 0)).collect();
+        for (reason, n) in inner.tracker.rejections().by_reason() {
+            *all.entry(reason.to_owned()).or_default() += n;
+        }
+        for (reason, n) in &inner.driver_rejections {
+            *all.entry((*reason).to_owned()).or_default() += n;
+        }
+        *all.entry("handshake_timeout".into()).or_default() +=
+            self.handshake_timeouts.load(Ordering::Relaxed);
+        all
+    }
+
+    /// Announces per second over about the last 10 s (0 until two samples exist).
+    fn announce_rate(&self, inner: &mut Inner) -> f64 {
+        let now = self.now_ms();
+        let announces = inner.tracker.counters().announces;
+        Self::sample_announces(inner, now, announces);
+        match inner.announce_samples.front() {
+            Some(&(t0, n0)) if now > t0 => (announces - n0) as f64 * 1000.0 / (now - t0) as f64,
+            _ => 0.0,
+        }
+    }
+
+    /// Keeps about one sample a second, none older than the window.
+    fn sample_announces(inner: &mut Inner, now: u64, announces: u64) {
+        let samples = &mut inner.announce_samples;
+        if samples.back().is_none_or(|&(t, _)| now >= t + 1000) {
+            samples.push_back((now, announces));
+        }
+        while samples
+            .front()
+            .is_some_and(|&(t, _)| now.saturating_sub(t) > RATE_WINDOW_MS)
+        {
+            samples.pop_front();
         }
     }
 
@@ -137,17 +259,41 @@ impl TrackerService {
         self.closing.send_replace(true);
     }
 
-    fn register(&self) -> (ConnId, mpsc::Receiver<String>) {
+    /// A new WebSocket from `ip` (unknown when served without [`ClientInfo`]); `Err(limit)`
+    /// when its address already holds the most allowed.
+    fn register(&self, ip: Option<IpAddr>) -> Result<(ConnId, mpsc::Receiver<String>), usize> {
+        let mut inner = self.lock();
+        let limit = self.limits.max_conns_per_ip;
+        if let Some(ip) = ip {
+            let held = inner.per_ip.entry(ip).or_default();
+            if limit > 0 && *held >= limit {
+                *inner.driver_rejections.entry("conns_per_ip").or_default() += 1;
+                return Err(limit);
+            }
+            *held += 1;
+        }
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
-        self.lock().outboxes.insert(conn, tx);
-        (conn, rx)
+        inner.outboxes.insert(conn, tx);
+        Ok((conn, rx))
     }
 
-    fn unregister(&self, conn: ConnId) {
+    fn unregister(&self, conn: ConnId, ip: Option<IpAddr>) {
         let mut inner = self.lock();
         inner.outboxes.remove(&conn);
         inner.tracker.disconnect(conn);
+        if let Some(ip) = ip {
+            if let Some(held) = inner.per_ip.get_mut(&ip) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    inner.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+
+    fn count_rejection(&self, reason: &'static str) {
+        *self.lock().driver_rejections.entry(reason).or_default() += 1;
     }
 
     fn handle_text(&self, conn: ConnId, text: &str) {
@@ -158,12 +304,15 @@ impl TrackerService {
         for (to, frame) in frames {
             Self::deliver(inner, to, frame);
         }
+        let announces = inner.tracker.counters().announces;
+        Self::sample_announces(inner, now, announces);
     }
 
     /// Answers a frame the tracker never saw with a failure.
     fn reject(&self, conn: ConnId, reason: &str) {
         let mut inner = self.lock();
         inner.driver_failures += 1;
+        *inner.driver_rejections.entry("malformed").or_default() += 1;
         Self::deliver(&mut inner, conn, failure_json(reason, None, None));
     }
 
@@ -176,14 +325,323 @@ impl TrackerService {
             tracing::debug!(conn = to.0, "outbox full, frame dropped");
         }
     }
+
+    /// `GET /metrics` in the Prometheus text exposition format (version 0.0.4).
+    pub fn metrics(&self) -> String {
+        let s = self.stats();
+        let rate = self.announce_rate(&mut self.lock());
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = write!(
+                out,
+                "# HELP seedtab_tracker_{name} {help}\n# TYPE seedtab_tracker_{name} {kind}\n\
+                 seedtab_tracker_{name} {value}\n"
+            );
+        };
+        let gauges = [
+            ("connections", "Open WebSocket connections.", s.connections),
+            ("swarms", "Swarms with at least one peer.", s.swarms),
+            ("peers", "Peers over all swarms.", s.peers),
+        ];
+        for (name, help, v) in gauges {
+            metric(name, "gauge", help, v.to_string());
+        }
+        metric(
+            "announces_per_second",
+            "gauge",
+            "Announces per second over the last 10 seconds.",
+            format!("{rate:.3}"),
+        );
+        let counters = [
+            ("announces_total", "Announces handled.", s.announces),
+            (
+                "offers_relayed_total",
+                "Offers relayed to peers.",
+                s.offers_relayed,
+            ),
+            (
+                "answers_forwarded_total",
+                "Answers forwarded to offerers.",
+                s.answers_forwarded,
+            ),
+            (
+                "answers_dropped_total",
+                "Answers whose offerer had left.",
+                s.answers_dropped,
+            ),
+            ("scrapes_total", "Scrapes handled.", s.scrapes),
+            (
+                "failures_total",
+                "Frames answered with a failure reason.",
+                s.failures,
+            ),
+            ("expired_total", "Peers dropped for silence.", s.expired),
+            (
+                "dropped_frames_total",
+                "Frames dropped on full outboxes.",
+                s.dropped_frames,
+            ),
+        ];
+        for (name, help, v) in counters {
+            metric(name, "counter", help, v.to_string());
+        }
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the tracker started.",
+            s.uptime_s.to_string(),
+        );
+        out.push_str(
+            "# HELP seedtab_tracker_rejections_total Messages or connections refused by a limit.\n\
+             # TYPE seedtab_tracker_rejections_total counter\n",
+        );
+        for (reason, n) in &s.rejections {
+            // Reasons are our own identifiers, never client text, so they need no escaping.
+            let _ = writeln!(
+                out,
+                "seedtab_tracker_rejections_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        out
+    }
+
+    /// `GET /stats` for a person: the counters, the rejections and the biggest swarms.
+    pub fn stats_html(&self) -> String {
+        let s = self.stats();
+        let swarms = self.lock().tracker.top_swarms(STATS_HTML_SWARMS);
+        let mut h = String::from(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>seedtab tracker</title>\
+             <style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:right}\
+             td.h{font-family:monospace;text-align:left}</style></head><body>\n\
+             <h1>seedtab tracker</h1>\n<table>\n",
+        );
+        let rows: [(&str, u64); 13] = [
+            ("connections", s.connections as u64),
+            ("swarms", s.swarms as u64),
+            ("peers", s.peers as u64),
+            ("announces", s.announces),
+            ("offers relayed", s.offers_relayed),
+            ("answers forwarded", s.answers_forwarded),
+            ("answers dropped", s.answers_dropped),
+            ("scrapes", s.scrapes),
+            ("failures", s.failures),
+            ("expired", s.expired),
+            ("dropped frames", s.dropped_frames),
+            ("uptime (s)", s.uptime_s),
+            ("rejections", s.rejections.values().sum()),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(h, "<tr><th>{}</th><td>{v}</td></tr>", escape_html(k));
+        }
+        h.push_str("</table>\n<h2>Rejections</h2>\n<table>\n");
+        for (reason, n) in &s.rejections {
+            let _ = writeln!(h, "<tr><th>{}</th><td>{n}</td></tr>", escape_html(reason));
+        }
+        let _ = write!(
+            h,
+            "</table>\n<h2>Largest swarms ({} of {})</h2>\n<table>\n\
+             <tr><th>info-hash</th><th>seeders</th><th>leechers</th><th>downloaded</th></tr>\n",
+            swarms.len(),
+            s.swarms
+        );
+        for (ih, complete, incomplete, downloaded) in swarms {
+            // Info-hashes are client-chosen bytes: shown as hex, and escaped all the same.
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"h\">{}</td><td>{complete}</td><td>{incomplete}</td><td>{downloaded}</td></tr>",
+                escape_html(&ih.to_hex())
+            );
+        }
+        h.push_str("</table>\n</body></html>\n");
+        h
+    }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What the per-IP limit counts: IPv4 addresses, and IPv6 /64 prefixes because one host is
+/// usually handed a whole /64 (an IPv4-mapped IPv6 address counts as its IPv4 address).
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// A [`TcpListener`] whose connections must send their first HTTP request within the handshake
+/// timeout (see [`GuardedStream`]). Serve it with
+/// `into_make_service_with_connect_info::<ClientInfo>()` so handlers see the client's address.
+pub struct GuardedListener {
+    inner: TcpListener,
+    service: Arc<TrackerService>,
+}
+
+impl GuardedListener {
+    pub fn new(inner: TcpListener, service: Arc<TrackerService>) -> GuardedListener {
+        GuardedListener { inner, service }
+    }
+}
+
+impl Listener for GuardedListener {
+    type Io = GuardedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
+        // axum's own accept loop, which retries (and backs off on) accept errors.
+        let (io, addr) = Listener::accept(&mut self.inner).await;
+        let timeout = self.service.limits.handshake_timeout;
+        let stream = GuardedStream {
+            io,
+            deadline: (!timeout.is_zero()).then(|| Box::pin(tokio::time::sleep(timeout))),
+            armed: Arc::new(AtomicBool::new(true)),
+            service: self.service.clone(),
+        };
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A TCP stream whose reads fail once the handshake deadline passes, until a request is read
+/// and [`ClientInfo`] disarms it. hyper (as axum runs it) has no header timeout of its own, so
+/// without this a client sending one header byte a minute would hold its socket forever.
+pub struct GuardedStream {
+    io: TcpStream,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: Arc<AtomicBool>,
+    service: Arc<TrackerService>,
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.armed.load(Ordering::Relaxed) {
+            // Polling the timer also registers the waker, so an idle socket is woken to fail.
+            if let Some(d) = this.deadline.as_mut() {
+                if d.as_mut().poll(cx).is_ready() {
+                    this.deadline = None;
+                    this.service
+                        .handshake_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no HTTP request within the handshake timeout",
+                    )));
+                }
+            }
+        } else {
+            this.deadline = None;
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// The connect info of a [`GuardedListener`] connection: the client's address, and the switch
+/// that ends its handshake deadline.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    armed: Arc<AtomicBool>,
+}
+
+impl Connected<IncomingStream<'_, GuardedListener>> for ClientInfo {
+    fn connect_info(stream: IncomingStream<'_, GuardedListener>) -> Self {
+        ClientInfo {
+            addr: *stream.remote_addr(),
+            armed: stream.io().armed.clone(),
+        }
+    }
+}
+
+/// Middleware: a request was read in time, so its connection's handshake deadline is over.
+async fn request_arrived(request: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(info)) = request.extensions().get::<ConnectInfo<ClientInfo>>() {
+        info.armed.store(false, Ordering::Relaxed);
+    }
+    next.run(request).await
+}
+
+/// The client's address when the server was started with connect info ([`ClientInfo`] or a
+/// plain `SocketAddr`); `None` otherwise (a test's bare `axum::serve`), which skips the per-IP
+/// limit rather than failing the request.
+struct ClientAddr(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ext = &parts.extensions;
+        let addr = ext
+            .get::<ConnectInfo<ClientInfo>>()
+            .map(|c| c.0.addr)
+            .or_else(|| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
+        Ok(ClientAddr(addr.map(|a| ip_key(a.ip()))))
+    }
 }
 
 /// Routes `/announce` (and `/` when `at_root`: WebTorrent users often give `ws://host:port` with
-/// no path) to the tracker, plus `GET /stats`.
+/// no path) to the tracker, plus `GET /stats` and `GET /metrics`.
 pub fn router(service: Arc<TrackerService>, at_root: bool) -> Router {
     let mut r = Router::new()
         .route("/announce", get(upgrade))
-        .route("/stats", get(stats));
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics));
     if at_root {
         r = r.route("/", get(upgrade));
     }
@@ -206,17 +664,35 @@ pub fn spawn_expiry(service: Arc<TrackerService>) -> tokio::task::JoinHandle<()>
 }
 
 /// Serves the tracker on `listener` (at `/announce` and `/`) until `shutdown` resolves, then
-/// closes every WebSocket.
+/// closes every WebSocket; with the default [`ConnLimits`].
 pub async fn serve_tracker(
     listener: TcpListener,
     config: TrackerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let service = TrackerService::new(config);
+    serve_tracker_with(listener, config, ConnLimits::default(), shutdown).await
+}
+
+/// [`serve_tracker`] with explicit connection limits.
+pub async fn serve_tracker_with(
+    listener: TcpListener,
+    config: TrackerConfig,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    if !limits.idle_timeout.is_zero() && limits.idle_timeout.as_secs() <= config.interval_s {
+        tracing::warn!(
+            idle_s = limits.idle_timeout.as_secs(),
+            interval_s = config.interval_s,
+            "idle timeout not above the announce interval: idle clients will be disconnected"
+        );
+    }
+    let service = TrackerService::with_limits(config, limits);
     serve_router(listener, router(service.clone(), true), service, shutdown).await
 }
 
-/// `axum::serve` with the expiry task and a shutdown that also closes upgraded connections
+/// `axum::serve` with the expiry task, the handshake deadline and client addresses (for the
+/// per-IP limit) on every connection, and a shutdown that also closes upgraded connections
 /// (axum's graceful shutdown does not see them once they are handed to their own tasks).
 pub(crate) async fn serve_router(
     listener: TcpListener,
@@ -226,12 +702,17 @@ pub(crate) async fn serve_router(
 ) -> io::Result<()> {
     let expiry = spawn_expiry(service.clone());
     let closer = service.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closer.close_all();
-        })
-        .await;
+    let listener = GuardedListener::new(listener, service.clone());
+    let app = app.layer(middleware::from_fn(request_arrived));
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<ClientInfo>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        closer.close_all();
+    })
+    .await;
     expiry.abort();
     service.close_all();
     result
@@ -239,28 +720,56 @@ pub(crate) async fn serve_router(
 
 /// `seedtab tracker`: binds `addr`, prints the listening line on stdout, serves until Ctrl-C or
 /// SIGTERM.
-pub async fn run(addr: SocketAddr) -> io::Result<()> {
+pub async fn run(addr: SocketAddr, config: TrackerConfig, limits: ConnLimits) -> io::Result<()> {
     let listener = super::serve::bind(addr).await?;
     let local = listener.local_addr()?;
     super::serve::announce_line(&format!(
         "seedtab tracker listening on ws://{local}/announce"
     ));
-    serve_tracker(listener, TrackerConfig::default(), super::shutdown_signal()).await
+    serve_tracker_with(listener, config, limits, super::shutdown_signal()).await
 }
 
-async fn stats(State(service): State<Arc<TrackerService>>) -> Json<TrackerStats> {
-    Json(service.stats())
+/// JSON unless the client prefers a page: browsers put `text/html` in `Accept`, while `fetch`,
+/// curl and scripts send `*/*` or `application/json` and keep getting the JSON they parse.
+async fn stats(State(service): State<Arc<TrackerService>>, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"));
+    let mut response = if wants_html {
+        Html(service.stats_html()).into_response()
+    } else {
+        Json(service.stats()).into_response()
+    };
+    // One URL, two representations: caches must key on Accept.
+    response
+        .headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("accept"));
+    response
+}
+
+async fn metrics(State(service): State<Arc<TrackerService>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        service.metrics(),
+    )
+        .into_response()
 }
 
 async fn upgrade(
     State(service): State<Arc<TrackerService>>,
+    ClientAddr(ip): ClientAddr,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
         Ok(ws) => ws
             .max_message_size(MAX_FRAME_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
-            .on_upgrade(move |socket| connection(service, socket)),
+            .on_upgrade(move |socket| connection(service, socket, ip)),
         Err(_) => (
             StatusCode::UPGRADE_REQUIRED,
             "seedtab WebSocket tracker: connect with a WebSocket client (ws://HOST/announce)\n",
@@ -269,26 +778,69 @@ async fn upgrade(
     }
 }
 
-async fn connection(service: Arc<TrackerService>, mut socket: WebSocket) {
-    let (conn, mut outbox) = service.register();
+/// Sends a close frame (best effort: the peer may be gone already).
+async fn close(socket: &mut WebSocket, code: u16, reason: String) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn connection(service: Arc<TrackerService>, mut socket: WebSocket, ip: Option<IpAddr>) {
+    let (conn, mut outbox) = match service.register(ip) {
+        Ok(registered) => registered,
+        Err(limit) => {
+            // A close code and reason reach the page's `CloseEvent`; an HTTP 429 before the
+            // upgrade would reach it only as an anonymous connection error.
+            tracing::debug!(?ip, limit, "too many connections from one address");
+            let reason = format!("too many connections from your address (limit {limit})");
+            close(&mut socket, close_code::POLICY, reason).await;
+            return;
+        }
+    };
     let mut closing = service.closing.subscribe();
+    let limits = service.limits.clone();
     tracing::debug!(conn = conn.0, "connection open");
+    // Until the first message the handshake timeout applies, then the idle timeout.
+    let mut heard = false;
+    let mut deadline = deadline_after(limits.handshake_timeout);
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => service.handle_text(conn, text.as_str()),
+                Some(Ok(Message::Text(text))) => {
+                    (heard, deadline) = (true, deadline_after(limits.idle_timeout));
+                    service.handle_text(conn, text.as_str());
+                }
                 // The `ws` package bittorrent-tracker uses hands binary frames to JSON.parse too.
-                Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
-                    Ok(text) => service.handle_text(conn, text),
-                    Err(_) => service.reject(conn, "binary frame is not UTF-8 JSON"),
-                },
+                Some(Ok(Message::Binary(bytes))) => {
+                    (heard, deadline) = (true, deadline_after(limits.idle_timeout));
+                    match std::str::from_utf8(&bytes) {
+                        Ok(text) => service.handle_text(conn, text),
+                        Err(_) => service.reject(conn, "binary frame is not UTF-8 JSON"),
+                    }
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(e)) => {
-                    // Oversized frames end up here: tell the client why before dropping it.
+                    // Oversized frames end up here: tell the client why before dropping it. The
+                    // error is tungstenite's, of a version this crate does not name, so it is
+                    // told apart by its text ("Space limit exceeded: Message too long: ...").
                     tracing::debug!(conn = conn.0, error = %e, "connection error");
-                    let frame = CloseFrame { code: close_code::SIZE, reason: "message too big or malformed".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    let text = e.to_string();
+                    if text.contains("too long") || text.contains("Space limit") {
+                        service.count_rejection("frame_too_big");
+                        let why = format!("message over {MAX_FRAME_BYTES} bytes");
+                        close(&mut socket, close_code::SIZE, why).await;
+                    } else if !(text.starts_with("IO error")
+                        || text.contains("without closing handshake")
+                        || text.contains("closed"))
+                    {
+                        // A tab that vanishes (reset, no close frame) is normal and not counted.
+                        service.count_rejection("protocol_error");
+                        let why = "malformed WebSocket frame".to_owned();
+                        close(&mut socket, close_code::PROTOCOL, why).await;
+                    }
                     break;
                 }
             },
@@ -300,14 +852,108 @@ async fn connection(service: Arc<TrackerService>, mut socket: WebSocket) {
                 }
                 None => break,
             },
+            _ = sleep_until(deadline) => {
+                let (reason, code, why) = if heard {
+                    let s = limits.idle_timeout.as_secs_f64();
+                    ("idle_timeout", close_code::NORMAL, format!("idle for {s} s"))
+                } else {
+                    let s = limits.handshake_timeout.as_secs_f64();
+                    ("handshake_timeout", close_code::POLICY, format!("no message within {s} s of connecting"))
+                };
+                tracing::debug!(conn = conn.0, reason, "closing");
+                service.count_rejection(reason);
+                close(&mut socket, code, why).await;
+                break;
+            }
             // The watch guard is dropped inside: it must not live across the select's awaits.
             _ = async { drop(closing.wait_for(|&c| c).await) } => {
-                let frame = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
-                let _ = socket.send(Message::Close(Some(frame))).await;
+                close(&mut socket, close_code::AWAY, "server shutting down".into()).await;
                 break;
             }
         }
     }
-    service.unregister(conn);
+    service.unregister(conn, ip);
     tracing::debug!(conn = conn.0, "connection closed");
+}
+
+/// `None` (never) for a zero timeout, which turns it off.
+fn deadline_after(timeout: Duration) -> Option<tokio::time::Instant> {
+    (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape_html(r#"<script>alert("x" & 'y')</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"
+        );
+        assert_eq!(escape_html("plain é"), "plain é");
+    }
+
+    #[test]
+    fn ip_keys_group_ipv6_by_64_and_unmap_ipv4() {
+        let k = |s: &str| ip_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2:3:4:5:6"), k("2001:db8:1:2:ffff::1"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
+    }
+
+    #[test]
+    fn per_ip_limit_counts_and_frees() {
+        let service = TrackerService::with_limits(
+            TrackerConfig::default(),
+            ConnLimits {
+                max_conns_per_ip: 2,
+                ..ConnLimits::default()
+            },
+        );
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let (c1, _r1) = service.register(Some(a)).unwrap();
+        let (_c2, _r2) = service.register(Some(a)).unwrap();
+        assert_eq!(service.register(Some(a)).err(), Some(2));
+        assert!(
+            service.register(Some(b)).is_ok(),
+            "other addresses unaffected"
+        );
+        assert!(
+            service.register(None).is_ok(),
+            "unknown address: not limited"
+        );
+        service.unregister(c1, Some(a));
+        assert!(service.register(Some(a)).is_ok());
+        assert_eq!(service.stats().rejections["conns_per_ip"], 1);
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let service = TrackerService::new(TrackerConfig::default());
+        let text = service.metrics();
+        for line in text.lines() {
+            if line.starts_with('#') {
+                assert!(
+                    line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                    "{line}"
+                );
+                continue;
+            }
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(name.starts_with("seedtab_tracker_"), "{line}");
+            value.parse::<f64>().unwrap();
+        }
+        assert!(text.contains("seedtab_tracker_rejections_total{reason=\"rate_limited\"} 0"));
+        assert!(text.contains("# TYPE seedtab_tracker_announces_total counter"));
+    }
 }

@@ -341,6 +341,7 @@ mod tests {
                 left: Some(7),
                 numwant: Some(2),
                 offers,
+                offers_ignored: 0,
             }
         );
     }

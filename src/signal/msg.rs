@@ -132,6 +132,8 @@ pub struct Announce {
     pub numwant: Option<u32>,
     /// At most [`MAX_OFFERS`]; always empty for `stopped`.
     pub offers: Vec<OfferOut>,
+    /// Offers beyond [`MAX_OFFERS`], left unread; the tracker says so in a `warning message`.
+    pub offers_ignored: usize,
 }
 
 /// An answer to a relayed offer, to be forwarded to `to_peer_id`.
@@ -235,10 +237,12 @@ fn parse_announce(
         .and_then(count)
         .map(|n| n.min(MAX_NUMWANT as u64) as u32);
     let mut offers = Vec::new();
+    let mut offers_ignored = 0;
     if event != AnnounceEvent::Stopped {
         match obj.get("offers") {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
+                offers_ignored = list.len().saturating_sub(MAX_OFFERS);
                 for item in list.iter().take(MAX_OFFERS) {
                     let Value::Object(o) = item else {
                         return Err(invalid("offers", "entry is not an object"));
@@ -261,6 +265,7 @@ fn parse_announce(
         left: obj.get("left").and_then(count),
         numwant,
         offers,
+        offers_ignored,
     }))
 }
 
@@ -305,6 +310,26 @@ pub fn announce_reply_json(
         "interval": interval_s,
         "complete": complete,
         "incomplete": incomplete,
+    })
+    .to_string()
+}
+
+/// [`announce_reply_json`] with a `warning message`: the announce was served, but not all of it
+/// (bittorrent-tracker clients and WebTorrent surface it as a `warning` event).
+pub fn announce_reply_warning_json(
+    info_hash: &InfoHash,
+    interval_s: u64,
+    complete: u64,
+    incomplete: u64,
+    warning: &str,
+) -> String {
+    json!({
+        "action": "announce",
+        "info_hash": info_hash.to_latin1(),
+        "interval": interval_s,
+        "complete": complete,
+        "incomplete": incomplete,
+        "warning message": warning,
     })
     .to_string()
 }
@@ -595,6 +620,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.offers.len(), MAX_OFFERS);
+        assert_eq!(a.offers_ignored, 5);
         let stopped = text.replace(r#""started""#, r#""stopped""#);
         let ClientMessage::Announce(a) = parse_client_message(&stopped).unwrap() else {
             panic!()

@@ -1,7 +1,8 @@
 //! The WebSocket tracker's logic, sans-IO: in-memory swarms keyed by info-hash, offer and answer
-//! relaying, complete/incomplete counts, scrape, expiry of silent peers. The driver feeds it text
-//! frames with the connection they came from, the time and a random source, and sends the frames
-//! it returns.
+//! relaying, complete/incomplete counts, scrape, expiry of silent peers, and the per-message limits
+//! (offers and numwant caps, a per-connection token bucket, torrents per connection) with a count
+//! of what each rejected. The driver feeds it text frames with the connection they came from, the
+//! time and a random source, and sends the frames it returns.
 //!
 //! Never touches a socket, a clock or an entropy source; never panics on peer input. Iteration
 //! that reaches the output goes through ordered maps so a seeded run repeats exactly.
@@ -9,7 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::msg::{
-    self, Action, Announce, AnnounceEvent, Answer, ClientMessage, DEFAULT_INTERVAL_S, MAX_OFFERS,
+    self, Action, Announce, AnnounceEvent, Answer, ClientMessage, SignalError, DEFAULT_INTERVAL_S,
+    MAX_NUMWANT, MAX_OFFERS,
 };
 use crate::id::{InfoHash, PeerId};
 use crate::rng::Rng;
@@ -30,6 +32,20 @@ pub struct TrackerConfig {
     pub max_swarms_per_conn: usize,
     /// Entries in a scrape that names no info-hash ("all swarms").
     pub max_scrape_all: usize,
+    /// Offers relayed from one announce (capped again at [`MAX_OFFERS`], beyond which the parser
+    /// does not even read them). Extra offers are not an error: the announce is served and its
+    /// reply carries a `warning message`, because failing it would unlist a working client.
+    pub max_offers_per_announce: usize,
+    /// Peers one announce may ask for (capped again at [`MAX_NUMWANT`]); larger `numwant`s are
+    /// clamped silently, as bittorrent-tracker does: asking for many is normal, not abuse.
+    pub max_numwant: u32,
+    /// Token bucket per connection: messages (announces, answers, scrapes, and malformed frames,
+    /// which cost parsing too) refilled per second. `0` turns the limit off. Every message past it
+    /// gets a `failure reason` and is otherwise ignored; the connection stays open.
+    pub messages_per_s: u32,
+    /// The bucket's size: how many messages may arrive at once. A tab seeding many torrents
+    /// announces all of them when its socket opens, so this must cover a start-up burst.
+    pub message_burst: u32,
 }
 
 impl Default for TrackerConfig {
@@ -39,6 +55,80 @@ impl Default for TrackerConfig {
             peer_timeout_ms: 2 * DEFAULT_INTERVAL_S * 1000,
             max_swarms_per_conn: 1000,
             max_scrape_all: 1000,
+            max_offers_per_announce: MAX_OFFERS,
+            max_numwant: MAX_NUMWANT,
+            // 1000 torrents (the per-connection limit) re-announced every 120 s is ~8/s; answers
+            // to relayed offers come on top. 20/s sustained and 200 at once leaves room for that
+            // while bounding what one socket can make the tracker relay.
+            messages_per_s: 20,
+            message_burst: 200,
+        }
+    }
+}
+
+/// Why the tracker refused (or cut short) a message: counted per reason for `/stats` and
+/// `/metrics`. A fixed struct, not a map, so the set of reasons is documented in one place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// Not a valid tracker message (bad JSON, wrong field types, ids that are not 20 latin-1
+    /// characters, oversized SDP, unknown action or event): answered with a `failure reason`.
+    pub malformed: u64,
+    /// A frame over [`msg::MAX_FRAME_BYTES`] that reached the parser (the native driver stops
+    /// these earlier, at the WebSocket layer).
+    pub frame_too_big: u64,
+    /// Over the per-connection message rate.
+    pub rate_limited: u64,
+    /// An announce for one torrent more than `max_swarms_per_conn`.
+    pub too_many_swarms: u64,
+    /// Announces served with some offers dropped over `max_offers_per_announce` (warned, not
+    /// failed).
+    pub offers_truncated: u64,
+}
+
+impl Rejections {
+    /// `(reason, count)` pairs with the names `/stats` and `/metrics` use.
+    pub fn by_reason(&self) -> [(&'static str, u64); 5] {
+        [
+            ("malformed", self.malformed),
+            ("frame_too_big", self.frame_too_big),
+            ("rate_limited", self.rate_limited),
+            ("too_many_swarms", self.too_many_swarms),
+            ("offers_truncated", self.offers_truncated),
+        ]
+    }
+}
+
+/// A token bucket in thousandths of a message, so refill is exact integer arithmetic on
+/// milliseconds (1 ms at `r` messages/s adds `r` thousandths).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    last_ms: u64,
+}
+
+impl Bucket {
+    fn full(burst: u32, now_ms: u64) -> Bucket {
+        Bucket {
+            milli: u64::from(burst) * 1000,
+            last_ms: now_ms,
+        }
+    }
+
+    /// Refills for the time since the last call, then takes one message if there is one.
+    fn take(&mut self, rate_per_s: u32, burst: u32, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        // A clock that goes backwards (it should not) refills nothing instead of underflowing.
+        self.last_ms = self.last_ms.max(now_ms);
+        let cap = u64::from(burst) * 1000;
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(rate_per_s)))
+            .min(cap);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
         }
     }
 }
@@ -145,7 +235,10 @@ pub struct Tracker {
     swarms: BTreeMap<InfoHash, Swarm>,
     /// What each connection has registered, so a close removes exactly its peers.
     conns: HashMap<ConnId, BTreeSet<(InfoHash, PeerId)>>,
+    /// Rate-limit state of every connection that has sent anything; removed on disconnect.
+    buckets: HashMap<ConnId, Bucket>,
     counters: Counters,
+    rejections: Rejections,
 }
 
 impl Tracker {
@@ -154,7 +247,9 @@ impl Tracker {
             config,
             swarms: BTreeMap::new(),
             conns: HashMap::new(),
+            buckets: HashMap::new(),
             counters: Counters::default(),
+            rejections: Rejections::default(),
         }
     }
 
@@ -173,9 +268,34 @@ impl Tracker {
         rng: &mut Rng,
     ) -> Vec<(ConnId, String)> {
         let mut out = Vec::new();
-        match msg::parse_client_message(text) {
+        // Parsed before the rate check so that even a refusal names its request and torrent:
+        // WebTorrent treats a failure with `action` as a warning for that torrent, one without
+        // as a broken socket. The parse is bounded by the frame size limit either way.
+        let parsed = msg::parse_client_message(text);
+        if !self.take_token(conn, now_ms) {
+            self.counters.failures += 1;
+            self.rejections.rate_limited += 1;
+            let (action, ih) = match &parsed {
+                Ok(ClientMessage::Announce(a)) => (Some(Action::Announce), Some(a.info_hash)),
+                Ok(ClientMessage::Answer(a)) => (Some(Action::Announce), Some(a.info_hash)),
+                Ok(ClientMessage::Scrape { .. }) => (Some(Action::Scrape), None),
+                Err(f) => (f.action, f.info_hash),
+            };
+            let reason = format!(
+                "rate limit exceeded: at most {} messages per second per connection (burst {})",
+                self.config.messages_per_s, self.config.message_burst
+            );
+            out.push((conn, msg::failure_json(&reason, action, ih.as_ref())));
+            return out;
+        }
+        match parsed {
             Err(f) => {
                 self.counters.failures += 1;
+                if matches!(f.error, SignalError::TooLarge { .. }) {
+                    self.rejections.frame_too_big += 1;
+                } else {
+                    self.rejections.malformed += 1;
+                }
                 let reason = f.error.to_string();
                 out.push((
                     conn,
@@ -191,6 +311,7 @@ impl Tracker {
 
     /// The connection is gone: every peer it registered leaves its swarms.
     pub fn disconnect(&mut self, conn: ConnId) {
+        self.buckets.remove(&conn);
         let Some(keys) = self.conns.remove(&conn) else {
             return;
         };
@@ -237,6 +358,36 @@ impl Tracker {
         self.counters
     }
 
+    pub fn rejections(&self) -> Rejections {
+        self.rejections
+    }
+
+    /// The `limit` swarms with the most peers, largest first (ties by info-hash), as
+    /// `(info_hash, complete, incomplete, downloaded)`: for a status page, not the protocol.
+    pub fn top_swarms(&self, limit: usize) -> Vec<(InfoHash, u64, u64, u64)> {
+        let mut all: Vec<(InfoHash, u64, u64, u64)> = self
+            .swarms
+            .iter()
+            .map(|(ih, s)| (*ih, s.complete, s.incomplete, s.downloaded))
+            .collect();
+        all.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)).then(a.0.cmp(&b.0)));
+        all.truncate(limit);
+        all
+    }
+
+    /// Takes one message from `conn`'s bucket; `false` when it is empty.
+    fn take_token(&mut self, conn: ConnId, now_ms: u64) -> bool {
+        // A burst below one would refuse everything; the rate alone says "off".
+        let (rate, burst) = (self.config.messages_per_s, self.config.message_burst.max(1));
+        if rate == 0 {
+            return true;
+        }
+        self.buckets
+            .entry(conn)
+            .or_insert_with(|| Bucket::full(burst, now_ms))
+            .take(rate, burst, now_ms)
+    }
+
     /// `(complete, incomplete, downloaded)` of one swarm; zeros when unknown.
     pub fn swarm_counts(&self, info_hash: &InfoHash) -> (u64, u64, u64) {
         self.swarms
@@ -274,6 +425,7 @@ impl Tracker {
         let held = self.conns.get(&conn).map_or(0, |set| set.len());
         if !registered && held >= self.config.max_swarms_per_conn {
             self.counters.failures += 1;
+            self.rejections.too_many_swarms += 1;
             let reason = format!(
                 "too many torrents on one connection (limit {})",
                 self.config.max_swarms_per_conn
@@ -313,16 +465,30 @@ impl Tracker {
                 }
             }
         }
-        out.push((
-            conn,
-            msg::announce_reply_json(&ih, interval, swarm.complete, swarm.incomplete),
-        ));
+        let offer_cap = self.config.max_offers_per_announce.min(MAX_OFFERS);
+        let offers_over = a.offers.len().saturating_sub(offer_cap) + a.offers_ignored;
+        let reply = if offers_over > 0 {
+            self.rejections.offers_truncated += 1;
+            let warning = format!(
+                "{offers_over} offers ignored: at most {offer_cap} are relayed per announce"
+            );
+            msg::announce_reply_warning_json(
+                &ih,
+                interval,
+                swarm.complete,
+                swarm.incomplete,
+                &warning,
+            )
+        } else {
+            msg::announce_reply_json(&ih, interval, swarm.complete, swarm.incomplete)
+        };
+        out.push((conn, reply));
 
-        let wanted = a
-            .offers
-            .len()
-            .min(MAX_OFFERS)
-            .min(a.numwant.map_or(usize::MAX, |n| n as usize));
+        let numwant_cap = self.config.max_numwant.min(MAX_NUMWANT) as usize;
+        let wanted = a.offers.len().min(offer_cap).min(
+            a.numwant
+                .map_or(numwant_cap, |n| (n as usize).min(numwant_cap)),
+        );
         if wanted > 0 {
             let me = swarm.index.get(&pid).copied().unwrap_or(usize::MAX);
             let targets = swarm.sample_others(me, wanted, rng);
@@ -827,6 +993,256 @@ mod tests {
             .contains("exceeds"));
         assert_eq!((f.t.swarms(), f.t.connections()), (0, 0));
         assert_eq!(f.t.counters().failures, 8);
+    }
+
+    fn with_config(config: TrackerConfig) -> Fixture {
+        Fixture {
+            t: Tracker::new(config),
+            rng: Rng::new(7),
+        }
+    }
+
+    fn is_failure(frame: &Value) -> bool {
+        frame.get("failure reason").is_some()
+    }
+
+    #[test]
+    fn rate_limit_follows_a_token_bucket_on_the_virtual_clock() {
+        let mut f = with_config(TrackerConfig {
+            messages_per_s: 2,
+            message_burst: 3,
+            ..TrackerConfig::default()
+        });
+        let ann = |n: u8| announce(&IH, &pid(n), None, 1, &[]);
+        // The bucket starts full: a burst of 3 passes, the 4th is refused.
+        for _ in 0..3 {
+            assert!(!is_failure(&f.send(1, &ann(1), 1_000)[0].1));
+        }
+        let out = f.send(1, &ann(1), 1_000);
+        assert_eq!(out.len(), 1);
+        let reason = out[0].1["failure reason"].as_str().unwrap();
+        assert!(reason.contains("rate limit"), "{reason}");
+        // Labelled with the request, so WebTorrent sees a per-torrent warning, not a dead socket.
+        assert_eq!(out[0].1["action"], "announce");
+        assert_eq!(out[0].1["info_hash"], IH.to_latin1());
+        // Another connection has its own bucket.
+        assert!(!is_failure(&f.send(2, &ann(2), 1_000)[0].1));
+        // 2/s: one message every 500 ms, not a millisecond sooner.
+        assert!(is_failure(&f.send(1, &ann(1), 1_499)[0].1));
+        assert!(!is_failure(&f.send(1, &ann(1), 1_500)[0].1));
+        assert!(is_failure(&f.send(1, &ann(1), 1_500)[0].1));
+        // A long silence refills only up to the burst.
+        for _ in 0..3 {
+            assert!(!is_failure(&f.send(1, &ann(1), 60_000)[0].1));
+        }
+        assert!(is_failure(&f.send(1, &ann(1), 60_000)[0].1));
+        // Garbage costs a token too (parsing it is work), and scrapes are labelled as scrapes.
+        assert!(!is_failure(&f.send(1, &ann(1), 61_000)[0].1));
+        let out = f.send(1, "not json", 61_000);
+        assert!(out[0].1["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"));
+        let out = f.send(1, r#"{"action":"scrape"}"#, 61_000);
+        assert_eq!(out[0].1["action"], "scrape");
+        assert!(out[0].1["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit"));
+        let r = f.t.rejections();
+        assert_eq!((r.rate_limited, r.malformed), (5, 1));
+        assert_eq!(f.t.counters().failures, 6);
+        // A clock that steps back refills nothing and breaks nothing.
+        assert!(is_failure(&f.send(1, &ann(1), 0)[0].1));
+        f.t.disconnect(ConnId(1));
+        f.t.disconnect(ConnId(2));
+        assert!(
+            f.t.buckets.is_empty(),
+            "rate state freed with the connection"
+        );
+    }
+
+    #[test]
+    fn rate_limit_zero_means_off() {
+        let mut f = with_config(TrackerConfig {
+            messages_per_s: 0,
+            message_burst: 0,
+            ..TrackerConfig::default()
+        });
+        for _ in 0..1000 {
+            assert!(!is_failure(
+                &f.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0)[0].1
+            ));
+        }
+        assert!(f.t.buckets.is_empty());
+    }
+
+    #[test]
+    fn offers_over_the_cap_are_dropped_with_a_warning() {
+        let mut f = with_config(TrackerConfig {
+            max_offers_per_announce: 2,
+            ..TrackerConfig::default()
+        });
+        for n in 1..=5 {
+            f.send(n as u64, &announce(&IH, &pid(n), None, 1, &[]), 0);
+        }
+        let offers: Vec<(u8, &str)> = (0..4).map(|i| (i, "s")).collect();
+        let out = f.send(9, &announce(&IH, &pid(9), None, 1, &offers), 1);
+        assert_eq!(out.len(), 3, "reply plus 2 relays");
+        assert!(!is_failure(&out[0].1), "the announce itself is served");
+        assert_eq!(out[0].1["incomplete"], 6);
+        assert_eq!(
+            out[0].1["warning message"],
+            "2 offers ignored: at most 2 are relayed per announce"
+        );
+        assert_eq!(f.t.rejections().offers_truncated, 1);
+        // Within the cap: no warning.
+        let out = f.send(9, &announce(&IH, &pid(9), None, 1, &offers[..2]), 2);
+        assert!(out[0].1.get("warning message").is_none());
+        assert_eq!(f.t.rejections().offers_truncated, 1);
+
+        // Offers the parser never read (over MAX_OFFERS) count too.
+        let mut f = Fixture::new();
+        f.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0);
+        let many: Vec<(u8, &str)> = (0..MAX_OFFERS as u8 + 3).map(|i| (i, "s")).collect();
+        let out = f.send(2, &announce(&IH, &pid(2), None, 1, &many), 1);
+        assert_eq!(out.len(), 2, "one other peer: one relay");
+        assert_eq!(
+            out[0].1["warning message"],
+            format!("3 offers ignored: at most {MAX_OFFERS} are relayed per announce")
+        );
+    }
+
+    #[test]
+    fn numwant_is_clamped_to_the_configured_cap() {
+        let mut f = with_config(TrackerConfig {
+            max_numwant: 1,
+            ..TrackerConfig::default()
+        });
+        for n in 1..=4 {
+            f.send(n as u64, &announce(&IH, &pid(n), None, 1, &[]), 0);
+        }
+        let offers: Vec<(u8, &str)> = (0..3).map(|i| (i, "s")).collect();
+        let mut v = parse(&announce(&IH, &pid(9), None, 1, &offers));
+        v["numwant"] = 50.into();
+        let out = f.send(9, &v.to_string(), 1);
+        assert_eq!(out.len(), 2, "numwant 50 clamped to 1 relay");
+        assert!(out[0].1.get("warning message").is_none(), "silently");
+        // Absent numwant is bounded by the cap too.
+        v.as_object_mut().unwrap().remove("numwant");
+        assert_eq!(f.send(9, &v.to_string(), 2).len(), 2);
+        assert_eq!(f.t.rejections(), Rejections::default());
+    }
+
+    #[test]
+    fn rejections_are_counted_by_reason() {
+        let mut f = Fixture::new();
+        f.t.config.max_swarms_per_conn = 1;
+        f.send(1, "{", 0);
+        f.send(1, &"x".repeat(msg::MAX_FRAME_BYTES + 1), 0);
+        f.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0);
+        f.send(1, &announce(&IH2, &pid(1), None, 1, &[]), 0);
+        let r = f.t.rejections();
+        assert_eq!(
+            r.by_reason(),
+            [
+                ("malformed", 1),
+                ("frame_too_big", 1),
+                ("rate_limited", 0),
+                ("too_many_swarms", 1),
+                ("offers_truncated", 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_frames_are_refused_and_leave_no_state() {
+        let mut f = Fixture::new();
+        let ok_id = latin1(&[7; 20]);
+        let id = |s: &str| Value::from(s);
+        let base = || {
+            json!({"action": "announce", "info_hash": ok_id.clone(), "peer_id": ok_id.clone(),
+                   "left": 1, "event": "started"})
+        };
+        let mut frames: Vec<String> = vec![
+            // Nesting far past serde_json's recursion limit (128), within the frame size.
+            "[".repeat(50_000),
+            format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000)),
+            // Numbers out of every range.
+            r#"{"action":"announce","info_hash":"aaaaaaaaaaaaaaaaaaaa","peer_id":"aaaaaaaaaaaaaaaaaaaa","left":1e400}"#.into(),
+            r#"{"action":"scrape","info_hash":-1e308}"#.into(),
+            "\u{FEFF}{}".into(),
+            "\"\\ud800\"".into(),
+        ];
+        // Every 20-byte field, too short, too long, and with a char above U+00FF.
+        for field in ["info_hash", "peer_id"] {
+            for bad in [
+                "",
+                "x",
+                &"x".repeat(21),
+                &"\u{100}".repeat(20),
+                &"é".repeat(19),
+            ] {
+                let mut v = base();
+                v[field] = id(bad);
+                frames.push(v.to_string());
+            }
+            let mut v = base();
+            v[field] = json!(12345678901234567890u64);
+            frames.push(v.to_string());
+        }
+        for bad in ["", &"y".repeat(19), &"y".repeat(40)] {
+            let mut v = base();
+            v["offers"] = json!([{"offer_id": bad, "offer": {"type": "offer", "sdp": "v=0"}}]);
+            frames.push(v.to_string());
+            let mut v = base();
+            v["answer"] = json!({"type": "answer", "sdp": "v=0"});
+            v["to_peer_id"] = ok_id.clone().into();
+            v["offer_id"] = bad.into();
+            frames.push(v.to_string());
+            let mut v = base();
+            v["answer"] = json!({"type": "answer", "sdp": "v=0"});
+            v["offer_id"] = ok_id.clone().into();
+            v["to_peer_id"] = bad.into();
+            frames.push(v.to_string());
+        }
+        for (i, frame) in frames.iter().enumerate() {
+            let out = f.send(100 + i as u64, frame, 0);
+            assert_eq!(out.len(), 1, "{frame:.80}");
+            assert!(is_failure(&out[0].1), "{frame:.80} -> {}", out[0].1);
+        }
+        assert_eq!(
+            f.t.rejections().malformed,
+            frames.len() as u64,
+            "all counted"
+        );
+        // Huge but valid numbers are read leniently, not refused.
+        let mut v = base();
+        v["numwant"] = json!(1e300);
+        v["uploaded"] = json!(u64::MAX);
+        v["downloaded"] = json!("99999999999999999999999");
+        let out = f.send(1, &v.to_string(), 0);
+        assert!(!is_failure(&out[0].1), "{}", out[0].1);
+        assert_eq!((f.t.swarms(), f.t.peers()), (1, 1));
+        for i in 0..frames.len() as u64 {
+            f.t.disconnect(ConnId(100 + i));
+        }
+        f.t.disconnect(ConnId(1));
+        assert_eq!(
+            (f.t.swarms(), f.t.connections(), f.t.buckets.len()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn top_swarms_lists_the_biggest_first() {
+        let mut f = Fixture::new();
+        f.send(1, &announce(&IH2, &pid(1), None, 0, &[]), 0);
+        for n in 1..=3 {
+            f.send(n as u64, &announce(&IH, &pid(n), None, 1, &[]), 0);
+        }
+        assert_eq!(f.t.top_swarms(10), vec![(IH, 0, 3, 0), (IH2, 1, 0, 0)]);
+        assert_eq!(f.t.top_swarms(1).len(), 1);
     }
 
     #[test]
