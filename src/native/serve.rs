@@ -22,6 +22,7 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use super::ledger::{self, Ledger};
 use super::tracker::{self, ConnLimits, TrackerService};
+use super::tracker_redis::ClusterOptions;
 use crate::signal::server::TrackerConfig;
 
 /// What `seedtab serve` serves.
@@ -38,6 +39,8 @@ pub struct ServeOptions {
     /// The ledger's SQLite file; `:memory:` (the default here, so tests leave no file) keeps it
     /// in memory. The command line defaults to `seedtab-ledger.sqlite`.
     pub db: PathBuf,
+    /// Share the tracker's swarms with other instances through Redis (docs/scaling.md).
+    pub cluster: Option<ClusterOptions>,
 }
 
 impl Default for ServeOptions {
@@ -48,6 +51,7 @@ impl Default for ServeOptions {
             tracker: TrackerConfig::default(),
             limits: ConnLimits::default(),
             db: PathBuf::from(ledger::IN_MEMORY),
+            cluster: None,
         }
     }
 }
@@ -89,6 +93,40 @@ pub fn app_router(
             }),
         )
         .fallback_service(files)
+        .layer(axum::middleware::map_response(content_security_policy))
+}
+
+/// Pages may run only our own scripts and wasm, load nothing from elsewhere but what peers need
+/// (trackers, web seeds, a ledger: any ws/wss/http/https URL), and never be framed, except the
+/// player, which exists to be embedded. Names from the swarm are set as text everywhere; this is
+/// the second line should one ever reach markup.
+pub const CSP_APP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
+    worker-src 'self' blob:; connect-src 'self' ws: wss: http: https:; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const CSP_EMBED: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; \
+    worker-src 'self' blob:; connect-src 'self' ws: wss: http: https:; object-src 'none'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors *";
+
+async fn content_security_policy(
+    uri: axum::http::Uri,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        let embed = uri.path() == "/embed" || uri.path().ends_with("/embed.html");
+        let policy = if embed { CSP_EMBED } else { CSP_APP };
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(policy),
+        );
+    }
+    response
 }
 
 /// Serves the app on `listener` until `shutdown` resolves, with the ledger database of
@@ -113,7 +151,7 @@ async fn serve_app_with(
     }
     let service = TrackerService::with_limits(opts.tracker.clone(), opts.limits.clone());
     let app = app_router(&opts, service.clone(), ledger);
-    tracker::serve_router(listener, app, service, shutdown).await
+    tracker::serve_router(listener, app, service, opts.cluster, shutdown).await
 }
 
 /// `seedtab serve`: opens the ledger database (before anything is printed, so a bad `--db` is

@@ -145,6 +145,52 @@ test('seed a file in one tab, download it in another through the page', { timeou
   }
 });
 
+test('names from the swarm stay text (HTML/JS file names), under a strict Content-Security-Policy', { timeout: TEST_TIMEOUT }, async () => {
+  // What a hostile seeder would name its files: markup that runs script if it ever reaches
+  // innerHTML. The downloader gets the name only from the swarm (the info dict).
+  // (No '/': a browser File's name ends at the last one.)
+  const evil = '<img src=x onerror="window.__pwned=1">"\'><svg onload=window.__pwned=2><b>bold.txt';
+  const data = crypto.randomBytes(64 * 1024);
+  const seeder = await openApp('csp:A');
+  const leecher = await openApp('csp:B');
+  const violations = [];
+  for (const tab of [seeder, leecher]) {
+    tab.page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); });
+    await tab.page.evaluate(() => document.addEventListener('securitypolicyviolation', (e) => {
+      window.__violations = (window.__violations || []).concat(`${e.violatedDirective} ${e.blockedURI}`);
+    }));
+  }
+  try {
+    const res = await fetch(server.url);
+    const csp = res.headers.get('content-security-policy') || '';
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'(;|$)/, `a strict script-src: ${csp}`);
+    assert.match(csp, /object-src 'none'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    const embed = (await fetch(new URL('/embed', server.url))).headers.get('content-security-policy') || '';
+    assert.match(embed, /script-src 'self' 'wasm-unsafe-eval'(;|$)/, `the player is strict too: ${embed}`);
+    assert.match(embed, /frame-ancestors \*/, 'the player may be embedded anywhere');
+
+    const magnet = await seedThroughUi(seeder.page, evil, data);
+    await downloadThroughUi(leecher.page, magnet, 'csp:B');
+    for (const tab of [seeder, leecher]) {
+      const state = await tab.page.evaluate((name) => ({
+        pwned: window.__pwned,
+        injected: document.querySelectorAll('img[src="x"], svg[onload], b').length,
+        shown: document.body.textContent.includes(name),
+        violations: window.__violations || [],
+      }), evil);
+      assert.equal(state.pwned, undefined, 'no script from a file name ran');
+      assert.equal(state.injected, 0, 'no element was made from a file name');
+      assert.ok(state.shown, `the name is shown, as text: ${await tab.page.evaluate(() => document.body.textContent.replace(/\s+/g, ' ').slice(0, 1500))}`);
+      assert.deepEqual(state.violations, [], 'the app itself needs nothing the policy forbids');
+    }
+    assert.deepEqual(violations, [], 'no CSP complaint in the console');
+  } finally {
+    await seeder.context.close();
+    await leecher.context.close();
+  }
+});
+
 test('bad magnet link and bad .torrent show an error, then a good link still works',
   { timeout: TEST_TIMEOUT }, async () => {
     const data = crypto.randomBytes(300 * 1024 + 17);
