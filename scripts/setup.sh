@@ -4,6 +4,7 @@
 #
 #   Debian packages   chromium chromium-driver iproute2   (browser tests, test network namespace)
 #                     xvfb   (hidden-tab test: a headful Chromium whose background tabs are throttled)
+#                     redis-server   (tests/tracker_redis.rs: tracker instances sharing swarms)
 #   rustup            target wasm32-unknown-unknown, components clippy rustfmt
 #   cargo install     wasm-bindgen-cli = the wasm-bindgen version in Cargo.lock, wasm-pack
 #   npm ci            webpack, playwright-core, ... (package-lock.json)
@@ -47,6 +48,7 @@ missing_debs=()
 [ -x /usr/bin/chromedriver ] || missing_debs+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || missing_debs+=(iproute2)
 [ -x /usr/bin/Xvfb ] || missing_debs+=(xvfb)
+command -v redis-server >/dev/null 2>&1 || missing_debs+=(redis-server)
 if [ ${#missing_debs[@]} -gt 0 ]; then
   run_logged "apt-get update" $SUDO apt-get update -qq
   run_logged "apt-get install ${missing_debs[*]}" \

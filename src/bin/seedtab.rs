@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use seedtab::create::CreateOptions;
 use seedtab::native::commands::{self, PeerArgs};
 use seedtab::native::report::Mode;
-use seedtab::native::{ledger, serve, tracker};
+use seedtab::native::{ledger, serve, tracker, tracker_redis};
 use seedtab::signal::server::TrackerConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -48,6 +48,8 @@ enum Command {
         db: PathBuf,
         #[command(flatten)]
         limits: TrackerLimits,
+        #[command(flatten)]
+        cluster: ClusterFlags,
     },
     /// Run only the WebSocket tracker (WebTorrent-compatible), at /announce and at /.
     ///
@@ -58,6 +60,8 @@ enum Command {
         addr: SocketAddr,
         #[command(flatten)]
         limits: TrackerLimits,
+        #[command(flatten)]
+        cluster: ClusterFlags,
     },
     /// Run only the receipt ledger: uploaders submit signed receipts, anyone reads the totals.
     ///
@@ -170,6 +174,26 @@ impl TrackerLimits {
     }
 }
 
+/// Several tracker instances sharing swarms (serve, tracker); docs/scaling.md.
+#[derive(Args)]
+struct ClusterFlags {
+    /// Share swarms with the other instances on this Redis (redis://HOST:PORT), so peers behind
+    /// a load balancer find each other whichever instance they reach.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// This instance's id among those on the Redis (default: random); letters, digits, - _ .
+    #[arg(long, value_name = "ID", requires = "redis")]
+    instance_id: Option<String>,
+}
+
+impl ClusterFlags {
+    fn options(self) -> Result<Option<tracker_redis::ClusterOptions>, String> {
+        self.redis
+            .map(|url| tracker_redis::ClusterOptions::new(&url, self.instance_id))
+            .transpose()
+    }
+}
+
 /// How a new torrent is made (create, seed PATH...).
 #[derive(Args)]
 struct TorrentArgs {
@@ -265,20 +289,34 @@ async fn main() -> ExitCode {
             ice_server,
             db,
             limits,
+            cluster,
         } => {
             let (tracker, limits) = limits.split();
+            let cluster = match cluster.options() {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
             let opts = serve::ServeOptions {
                 www,
                 ice_servers: ice_server,
                 db,
                 tracker,
                 limits,
+                cluster,
             };
             serve::run(addr, opts).await
         }
-        Command::Tracker { addr, limits } => {
+        Command::Tracker {
+            addr,
+            limits,
+            cluster,
+        } => {
             let (config, limits) = limits.split();
-            tracker::run(addr, config, limits).await
+            let cluster = match cluster.options() {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            tracker::run(addr, config, limits, cluster).await
         }
         Command::Ledger { addr, db } => ledger::run(addr, db).await,
         Command::Create {

@@ -1,6 +1,6 @@
 //! Drivers that give the sans-IO core real I/O on an operating system (feature `native`): the
-//! WebSocket tracker server (`tracker`), the receipt ledger's SQLite store and HTTP API
-//! (`ledger`), the one-process web app server (`serve`), on tokio and axum; and the native peer
+//! WebSocket tracker server (`tracker`, shared between instances through Redis by
+//! `tracker_redis`), the receipt ledger's SQLite store and HTTP API (`ledger`), the one-process web app server (`serve`), on tokio and axum; and the native peer
 //! (`commands`, driving `peer` over `rtc` data channels, `tracker_client`, files on disk from
 //! `create` and `store::FileStore`, and `report` for what people and scripts see).
 //!
@@ -16,6 +16,7 @@ pub mod rtc;
 pub mod serve;
 pub mod tracker;
 pub mod tracker_client;
+pub mod tracker_redis;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

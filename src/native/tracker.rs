@@ -3,7 +3,9 @@
 //! [`Tracker`](crate::signal::server::Tracker) and delivering the frames it returns through a
 //! bounded channel per connection. Also `GET /stats` (JSON, or HTML for browsers), `GET /metrics`
 //! (Prometheus), a periodic expiry task, and the limits that need sockets or clocks
-//! ([`ConnLimits`]: connections per IP, handshake and idle timeouts).
+//! ([`ConnLimits`]: connections per IP, handshake and idle timeouts). With `--redis`, several
+//! instances share swarms through [`super::tracker_redis`], which reaches the tracker only
+//! through the `cluster` hooks here.
 //!
 //! No protocol logic here; and no `.await` while the tracker lock is held (sends to other
 //! connections use `try_send`, so a slow reader can never stall the tracker). Nothing a client
@@ -36,9 +38,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use super::tracker_redis::{self, ClusterOptions};
+use crate::id::{InfoHash, PeerId};
 use crate::rng::Rng;
 use crate::signal::msg::{failure_json, MAX_FRAME_BYTES};
-use crate::signal::server::{ConnId, Counters, Tracker, TrackerConfig};
+use crate::signal::server::{ClusterOut, ConnId, Counters, Tracker, TrackerConfig};
 
 /// Frames queued for one connection before further ones are dropped. Signalling is best effort
 /// (a lost offer just times out in the browser); unbounded queues would let one stuck reader eat
@@ -109,6 +113,25 @@ struct Inner {
     /// `(ms since start, announces so far)`, about one a second over the last
     /// [`RATE_WINDOW_MS`], for the announces-per-second gauge.
     announce_samples: VecDeque<(u64, u64)>,
+    /// The link to the other instances of a cluster, when there is one.
+    cluster: Option<ClusterHook>,
+}
+
+/// How the driver hands [`ClusterOut`]s to the cluster link (src/native/tracker_redis.rs)
+/// without waiting: `send` puts them in the link's own bounded queue and returns how many it
+/// had to drop, so nothing here ever awaits Redis.
+pub(crate) struct ClusterHook {
+    pub(crate) instance_id: String,
+    pub(crate) send: Box<dyn FnMut(Vec<ClusterOut>) -> u64 + Send>,
+    /// Subscribed to Redis right now; while not, the tracker queues nothing and lists no
+    /// remote peers.
+    pub(crate) connected: bool,
+    /// Times the link came up: 1 after a clean start, more after Redis outages (or a flapping
+    /// link).
+    pub(crate) joins: u64,
+    /// Messages to or from other instances lost: link queue full, Redis unreachable, or a
+    /// relayed frame whose peer had left.
+    pub(crate) dropped: u64,
 }
 
 /// `GET /stats` as JSON. Fields are only ever added: scripts read `peers`, `announces`, ...
@@ -131,6 +154,16 @@ pub struct TrackerStats {
     /// Messages or connections refused (or cut short) by a limit, by reason; every reason is
     /// listed, zeros included, so a dashboard sees the full set. See docs/tracker.md.
     pub rejections: BTreeMap<String, u64>,
+    /// Peers of other instances of a cluster listed here (not in `peers`); docs/scaling.md.
+    pub remote_peers: usize,
+    /// This instance's id in a cluster; `null` when it runs alone.
+    pub instance_id: Option<String>,
+    /// Whether the cluster link (Redis) is up; `false` when alone.
+    pub cluster_connected: bool,
+    /// Cluster messages lost (link queue full, Redis down, relayed frame for a departed peer).
+    pub cluster_dropped: u64,
+    /// Times the cluster link came up (1 after a clean start; each Redis outage adds one).
+    pub cluster_joins: u64,
 }
 
 /// Reasons the driver counts, listed in `/stats` and `/metrics` even at zero.
@@ -158,6 +191,7 @@ impl TrackerService {
                 driver_failures: 0,
                 driver_rejections: BTreeMap::new(),
                 announce_samples: VecDeque::new(),
+                cluster: None,
             }),
             limits,
             start: Instant::now(),
@@ -206,6 +240,11 @@ impl TrackerService {
             dropped_frames: inner.dropped_frames,
             uptime_s: self.start.elapsed().as_secs(),
             rejections: self.rejections(&inner),
+            remote_peers: inner.tracker.remote_peers(),
+            instance_id: inner.cluster.as_ref().map(|c| c.instance_id.clone()),
+            cluster_connected: inner.cluster.as_ref().is_some_and(|c| c.connected),
+            cluster_dropped: inner.cluster.as_ref().map_or(0, |c| c.dropped),
+            cluster_joins: inner.cluster.as_ref().map_or(0, |c| c.joins),
         }
     }
 
@@ -251,7 +290,10 @@ impl TrackerService {
     /// Sweeps out silent peers now; returns how many left.
     pub fn expire(&self) -> usize {
         let now = self.now_ms();
-        self.lock().tracker.expire(now)
+        let mut inner = self.lock();
+        let gone = inner.tracker.expire(now);
+        Self::flush_cluster(&mut inner);
+        gone
     }
 
     /// Asks every open WebSocket to close (code 1001) and stop.
@@ -282,6 +324,7 @@ impl TrackerService {
         let mut inner = self.lock();
         inner.outboxes.remove(&conn);
         inner.tracker.disconnect(conn);
+        Self::flush_cluster(&mut inner);
         if let Some(ip) = ip {
             if let Some(held) = inner.per_ip.get_mut(&ip) {
                 *held = held.saturating_sub(1);
@@ -304,6 +347,7 @@ impl TrackerService {
         for (to, frame) in frames {
             Self::deliver(inner, to, frame);
         }
+        Self::flush_cluster(inner);
         let announces = inner.tracker.counters().announces;
         Self::sample_announces(inner, now, announces);
     }
@@ -314,6 +358,80 @@ impl TrackerService {
         inner.driver_failures += 1;
         *inner.driver_rejections.entry("malformed").or_default() += 1;
         Self::deliver(&mut inner, conn, failure_json(reason, None, None));
+    }
+
+    /// Hands what the tracker queued for the other instances to the cluster link.
+    fn flush_cluster(inner: &mut Inner) {
+        let out = inner.tracker.take_cluster_out();
+        if out.is_empty() {
+            return;
+        }
+        if let Some(c) = inner.cluster.as_mut() {
+            c.dropped += (c.send)(out);
+        }
+    }
+
+    /// Joins a cluster: `hook` carries what the tracker queues from now on. Nothing is queued
+    /// until [`TrackerService::set_cluster_connected`] says the link is up.
+    pub(crate) fn attach_cluster(&self, hook: ClusterHook) {
+        self.lock().cluster = Some(hook);
+    }
+
+    /// Leaves the cluster (shutdown): remote peers are forgotten and nothing more is queued.
+    pub(crate) fn detach_cluster(&self) {
+        let mut inner = self.lock();
+        inner.tracker.set_clustered(false);
+        inner.tracker.forget_remote();
+        inner.cluster = None;
+    }
+
+    /// The link to the other instances came up or went down. Down forgets every remote peer:
+    /// offers to them could not be delivered, so announces must pick local peers only until
+    /// the link is back and the others have told their peers again. Returns how many went.
+    pub(crate) fn set_cluster_connected(&self, up: bool) -> usize {
+        let mut inner = self.lock();
+        let Some(c) = inner.cluster.as_mut() else {
+            return 0;
+        };
+        c.connected = up;
+        c.joins += u64::from(up);
+        inner.tracker.set_clustered(up);
+        if up {
+            0
+        } else {
+            inner.tracker.forget_remote()
+        }
+    }
+
+    /// Applies news from another instance to the tracker with the current time, then hands on
+    /// anything that queued.
+    pub(crate) fn with_tracker<R>(&self, f: impl FnOnce(&mut Tracker, u64) -> R) -> R {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let r = f(&mut inner.tracker, now);
+        Self::flush_cluster(&mut inner);
+        r
+    }
+
+    /// A frame another instance relayed to our peer `peer_id`: into its connection's outbox, or
+    /// counted as dropped when that peer is not (or no longer) here.
+    pub(crate) fn deliver_relayed(&self, info_hash: &InfoHash, peer_id: &PeerId, frame: String) {
+        let mut inner = self.lock();
+        match inner.tracker.local_conn(info_hash, peer_id) {
+            Some(conn) => Self::deliver(&mut inner, conn, frame),
+            None => Self::count_cluster_dropped(&mut inner, 1),
+        }
+    }
+
+    /// Counts cluster messages the link lost on its side (Redis unreachable).
+    pub(crate) fn cluster_lost(&self, n: u64) {
+        Self::count_cluster_dropped(&mut self.lock(), n);
+    }
+
+    fn count_cluster_dropped(inner: &mut Inner, n: u64) {
+        if let Some(c) = inner.cluster.as_mut() {
+            c.dropped += n;
+        }
     }
 
     fn deliver(inner: &mut Inner, to: ConnId, frame: String) {
@@ -341,7 +459,21 @@ impl TrackerService {
         let gauges = [
             ("connections", "Open WebSocket connections.", s.connections),
             ("swarms", "Swarms with at least one peer.", s.swarms),
-            ("peers", "Peers over all swarms.", s.peers),
+            (
+                "peers",
+                "Peers connected to this instance, over all swarms.",
+                s.peers,
+            ),
+            (
+                "remote_peers",
+                "Peers of other cluster instances listed here.",
+                s.remote_peers,
+            ),
+            (
+                "cluster_connected",
+                "1 while the cluster link (Redis) is up.",
+                usize::from(s.cluster_connected),
+            ),
         ];
         for (name, help, v) in gauges {
             metric(name, "gauge", help, v.to_string());
@@ -380,6 +512,11 @@ impl TrackerService {
                 "dropped_frames_total",
                 "Frames dropped on full outboxes.",
                 s.dropped_frames,
+            ),
+            (
+                "cluster_dropped_total",
+                "Cluster messages lost (link queue full, Redis down, peer gone).",
+                s.cluster_dropped,
             ),
         ];
         for (name, help, v) in counters {
@@ -680,6 +817,19 @@ pub async fn serve_tracker_with(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_tracker_clustered(listener, config, limits, None, shutdown).await
+}
+
+/// [`serve_tracker_with`], sharing swarms with other instances through Redis when `cluster` is
+/// given (docs/scaling.md). An unreachable Redis does not stop it serving its own peers; a
+/// malformed Redis URL is an error before anything is served.
+pub async fn serve_tracker_clustered(
+    listener: TcpListener,
+    config: TrackerConfig,
+    limits: ConnLimits,
+    cluster: Option<ClusterOptions>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     if !limits.idle_timeout.is_zero() && limits.idle_timeout.as_secs() <= config.interval_s {
         tracing::warn!(
             idle_s = limits.idle_timeout.as_secs(),
@@ -688,7 +838,8 @@ pub async fn serve_tracker_with(
         );
     }
     let service = TrackerService::with_limits(config, limits);
-    serve_router(listener, router(service.clone(), true), service, shutdown).await
+    let app = router(service.clone(), true);
+    serve_router(listener, app, service, cluster, shutdown).await
 }
 
 /// `axum::serve` with the expiry task, the handshake deadline and client addresses (for the
@@ -698,8 +849,13 @@ pub(crate) async fn serve_router(
     listener: TcpListener,
     app: Router,
     service: Arc<TrackerService>,
+    cluster: Option<ClusterOptions>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let link = match cluster {
+        Some(opts) => Some(tracker_redis::start(service.clone(), opts)?),
+        None => None,
+    };
     let expiry = spawn_expiry(service.clone());
     let closer = service.clone();
     let listener = GuardedListener::new(listener, service.clone());
@@ -715,18 +871,26 @@ pub(crate) async fn serve_router(
     .await;
     expiry.abort();
     service.close_all();
+    if let Some(link) = link {
+        link.leave().await;
+    }
     result
 }
 
 /// `seedtab tracker`: binds `addr`, prints the listening line on stdout, serves until Ctrl-C or
-/// SIGTERM.
-pub async fn run(addr: SocketAddr, config: TrackerConfig, limits: ConnLimits) -> io::Result<()> {
+/// SIGTERM; with `cluster`, shares swarms with the other instances on the same Redis.
+pub async fn run(
+    addr: SocketAddr,
+    config: TrackerConfig,
+    limits: ConnLimits,
+    cluster: Option<ClusterOptions>,
+) -> io::Result<()> {
     let listener = super::serve::bind(addr).await?;
     let local = listener.local_addr()?;
     super::serve::announce_line(&format!(
         "seedtab tracker listening on ws://{local}/announce"
     ));
-    serve_tracker_with(listener, config, limits, super::shutdown_signal()).await
+    serve_tracker_clustered(listener, config, limits, cluster, super::shutdown_signal()).await
 }
 
 /// JSON unless the client prefers a page: browsers put `text/html` in `Accept`, while `fetch`,

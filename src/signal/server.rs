@@ -4,6 +4,11 @@
 //! of what each rejected. The driver feeds it text frames with the connection they came from, the
 //! time and a random source, and sends the frames it returns.
 //!
+//! Several instances can share swarms (docs/scaling.md): when clustered, the tracker also lists
+//! peers whose sockets are on other instances ([`PeerAt::Remote`], learnt through
+//! [`Tracker::remote_up`]) and queues what the others must hear ([`ClusterOut`]: local peers
+//! arriving and leaving, frames for their peers); how that travels is the driver's business.
+//!
 //! Never touches a socket, a clock or an entropy source; never panics on peer input. Iteration
 //! that reaches the output goes through ordered maps so a seeded run repeats exactly.
 
@@ -19,6 +24,44 @@ use crate::rng::Rng;
 /// A connection as the driver numbers them; the tracker only compares them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
+
+/// Another tracker instance of a cluster, as the driver numbers them; the tracker only compares
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(pub u32);
+
+/// Where a peer's socket is: on one of this instance's connections, or on another instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAt {
+    Conn(ConnId),
+    Remote(InstanceId),
+}
+
+/// What the other instances of a cluster must hear, in the order it happened; queued only while
+/// [`Tracker::set_clustered`] is on and taken with [`Tracker::take_cluster_out`]. The order
+/// matters: a peer's `Up` precedes any frame its announce caused, so the instance that receives
+/// an offer already knows where to send the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterOut {
+    /// A peer on this instance announced (first time or again: it also refreshes expiry there).
+    Up {
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        complete: bool,
+    },
+    /// A peer on this instance left: `stopped`, its socket closed, or it expired.
+    Down {
+        info_hash: InfoHash,
+        peer_id: PeerId,
+    },
+    /// A tracker frame (relayed offer or answer) for `peer_id`, whose socket is on `to`.
+    Relay {
+        to: InstanceId,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        frame: String,
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackerConfig {
@@ -149,7 +192,7 @@ pub struct Counters {
 #[derive(Debug, Clone)]
 struct PeerEntry {
     peer_id: PeerId,
-    conn: ConnId,
+    at: PeerAt,
     complete: bool,
     last_seen_ms: u64,
 }
@@ -199,13 +242,17 @@ impl Swarm {
         Some(entry)
     }
 
-    fn mark_complete(&mut self, id: &PeerId) {
+    /// `seen_here`: the transition happened on this instance (counted in `downloaded`); another
+    /// instance's peer completing is counted there.
+    fn mark_complete(&mut self, id: &PeerId, seen_here: bool) {
         if let Some(p) = self.get_mut(id) {
             if !p.complete {
                 p.complete = true;
                 self.complete += 1;
                 self.incomplete -= 1;
-                self.downloaded += 1;
+                if seen_here {
+                    self.downloaded += 1;
+                }
             }
         }
     }
@@ -239,6 +286,12 @@ pub struct Tracker {
     buckets: HashMap<ConnId, Bucket>,
     counters: Counters,
     rejections: Rejections,
+    /// Entries whose socket is on another instance, over all swarms.
+    remote: usize,
+    /// Whether [`ClusterOut`]s are queued at all: a lone tracker must not grow a queue nobody
+    /// takes.
+    clustered: bool,
+    cluster_out: Vec<ClusterOut>,
 }
 
 impl Tracker {
@@ -250,6 +303,9 @@ impl Tracker {
             buckets: HashMap::new(),
             counters: Counters::default(),
             rejections: Rejections::default(),
+            remote: 0,
+            clustered: false,
+            cluster_out: Vec::new(),
         }
     }
 
@@ -316,7 +372,9 @@ impl Tracker {
             return;
         };
         for (ih, pid) in keys {
-            self.remove_peer_if_owned(ih, pid, conn);
+            if self.remove_peer_if_owned(ih, pid, conn) {
+                self.queue_down(ih, pid);
+            }
         }
     }
 
@@ -327,16 +385,151 @@ impl Tracker {
         for (ih, swarm) in &self.swarms {
             for p in &swarm.peers {
                 if now_ms.saturating_sub(p.last_seen_ms) > timeout {
-                    stale.push((*ih, p.peer_id, p.conn));
+                    stale.push((*ih, p.peer_id, p.at));
                 }
             }
         }
-        for &(ih, pid, conn) in &stale {
-            self.remove_peer_if_owned(ih, pid, conn);
-            self.forget_registration(conn, ih, pid);
+        for &(ih, pid, at) in &stale {
+            match at {
+                PeerAt::Conn(conn) => {
+                    if self.remove_peer_if_owned(ih, pid, conn) {
+                        self.queue_down(ih, pid);
+                    }
+                    self.forget_registration(conn, ih, pid);
+                }
+                // Its instance stopped refreshing it: that instance or the link to it is gone,
+                // or the peer left without a `Down` reaching us.
+                PeerAt::Remote(inst) => {
+                    self.remove_remote_if_from(ih, pid, inst);
+                }
+            }
         }
         self.counters.expired += stale.len() as u64;
         stale.len()
+    }
+
+    /// Turns the [`ClusterOut`] queue on (the driver joined a cluster) or off (it left, or lost
+    /// its link): off also empties it. Off is the default.
+    pub fn set_clustered(&mut self, on: bool) {
+        self.clustered = on;
+        if !on {
+            self.cluster_out.clear();
+        }
+    }
+
+    /// What the other instances must hear since the last call, oldest first.
+    pub fn take_cluster_out(&mut self) -> Vec<ClusterOut> {
+        std::mem::take(&mut self.cluster_out)
+    }
+
+    /// Instance `from` says its peer `peer_id` announced in `info_hash`: listed (or refreshed)
+    /// here so this instance's announces can pick it and answers can reach it. A peer id held by
+    /// one of this instance's connections moves to `from`, as on a reconnect: the peer's newest
+    /// socket is the one that counts. Ignored while not clustered.
+    pub fn remote_up(
+        &mut self,
+        from: InstanceId,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        complete: bool,
+        now_ms: u64,
+    ) {
+        if !self.clustered {
+            return;
+        }
+        let swarm = self.swarms.entry(info_hash).or_default();
+        let mut moved_from = None;
+        match swarm.get_mut(&peer_id) {
+            Some(p) => {
+                match p.at {
+                    PeerAt::Conn(old) => {
+                        moved_from = Some(old);
+                        self.remote += 1;
+                    }
+                    PeerAt::Remote(_) => {}
+                }
+                p.at = PeerAt::Remote(from);
+                p.last_seen_ms = now_ms;
+                if complete {
+                    swarm.mark_complete(&peer_id, false);
+                }
+            }
+            None => {
+                swarm.insert(PeerEntry {
+                    peer_id,
+                    at: PeerAt::Remote(from),
+                    complete,
+                    last_seen_ms: now_ms,
+                });
+                self.remote += 1;
+            }
+        }
+        if let Some(old) = moved_from {
+            self.forget_registration(old, info_hash, peer_id);
+        }
+    }
+
+    /// Instance `from` says its peer left; only `from`'s entry is removed (the peer may have
+    /// moved on to another instance, or here, since). `true` if one was.
+    pub fn remote_down(&mut self, from: InstanceId, info_hash: InfoHash, peer_id: PeerId) -> bool {
+        self.remove_remote_if_from(info_hash, peer_id, from)
+    }
+
+    /// Drops every peer listed as being on `inst` (it said goodbye, or is known to be gone);
+    /// returns how many.
+    pub fn forget_instance(&mut self, inst: InstanceId) -> usize {
+        self.forget_remote_where(|i| i == inst)
+    }
+
+    /// Drops every peer of every other instance: with the link to the others gone, offers to
+    /// them would go nowhere, so announces must pick only local peers. Returns how many.
+    pub fn forget_remote(&mut self) -> usize {
+        self.forget_remote_where(|_| true)
+    }
+
+    fn forget_remote_where(&mut self, matches: impl Fn(InstanceId) -> bool) -> usize {
+        if self.remote == 0 {
+            return 0;
+        }
+        let mut gone = Vec::new();
+        for (ih, swarm) in &self.swarms {
+            for p in &swarm.peers {
+                if let PeerAt::Remote(inst) = p.at {
+                    if matches(inst) {
+                        gone.push((*ih, p.peer_id, inst));
+                    }
+                }
+            }
+        }
+        for &(ih, pid, inst) in &gone {
+            self.remove_remote_if_from(ih, pid, inst);
+        }
+        gone.len()
+    }
+
+    /// The connection of this instance's peer `peer_id` in `info_hash`, for a frame another
+    /// instance relayed to it; `None` when it is not (or no longer) here, and the frame is
+    /// dropped as a local relay to a departed peer would be.
+    pub fn local_conn(&self, info_hash: &InfoHash, peer_id: &PeerId) -> Option<ConnId> {
+        match self.swarms.get(info_hash)?.get(peer_id)?.at {
+            PeerAt::Conn(conn) => Some(conn),
+            PeerAt::Remote(_) => None,
+        }
+    }
+
+    /// Every peer on this instance as `(info_hash, peer_id, complete)`, for an instance that
+    /// just joined (or rejoined) the cluster and needs to learn them without waiting a whole
+    /// announce interval.
+    pub fn local_peers(&self) -> Vec<(InfoHash, PeerId, bool)> {
+        let mut all = Vec::new();
+        for (ih, swarm) in &self.swarms {
+            for p in &swarm.peers {
+                if let PeerAt::Conn(_) = p.at {
+                    all.push((*ih, p.peer_id, p.complete));
+                }
+            }
+        }
+        all
     }
 
     /// Swarms with at least one peer.
@@ -344,9 +537,14 @@ impl Tracker {
         self.swarms.len()
     }
 
-    /// Peers over all swarms (a peer in two swarms counts twice).
+    /// Peers connected to this instance, over all swarms (a peer in two swarms counts twice).
     pub fn peers(&self) -> usize {
-        self.swarms.values().map(|s| s.peers.len()).sum()
+        self.swarms.values().map(|s| s.peers.len()).sum::<usize>() - self.remote
+    }
+
+    /// Peers listed here whose sockets are on other instances (see [`Tracker::remote_up`]).
+    pub fn remote_peers(&self) -> usize {
+        self.remote
     }
 
     /// Connections that currently hold at least one peer.
@@ -410,7 +608,9 @@ impl Tracker {
         if a.event == AnnounceEvent::Stopped {
             // Only the connection that holds the registration may end it: peer ids are public
             // (every relayed offer carries one), so anyone could otherwise kick a peer out.
-            self.remove_peer_if_owned(ih, pid, conn);
+            if self.remove_peer_if_owned(ih, pid, conn) {
+                self.queue_down(ih, pid);
+            }
             self.forget_registration(conn, ih, pid);
             let (complete, incomplete, _) = self.swarm_counts(&ih);
             out.push((
@@ -442,21 +642,25 @@ impl Tracker {
         let mut moved_from = None;
         match swarm.get_mut(&pid) {
             Some(p) => {
-                if p.conn != conn {
-                    // Same peer id from a new socket: the client reconnected; the old socket is
-                    // dead or about to be, so offers and answers must go to the new one.
-                    moved_from = Some(p.conn);
-                    p.conn = conn;
+                if p.at != PeerAt::Conn(conn) {
+                    // Same peer id from a new socket: the client reconnected (here, or here
+                    // instead of on another instance); the old socket is dead or about to be, so
+                    // offers and answers must go to the new one.
+                    match p.at {
+                        PeerAt::Conn(old) => moved_from = Some(old),
+                        PeerAt::Remote(_) => self.remote -= 1,
+                    }
+                    p.at = PeerAt::Conn(conn);
                 }
                 p.last_seen_ms = now_ms;
                 if now_complete {
-                    swarm.mark_complete(&pid);
+                    swarm.mark_complete(&pid, true);
                 }
             }
             None => {
                 swarm.insert(PeerEntry {
                     peer_id: pid,
-                    conn,
+                    at: PeerAt::Conn(conn),
                     complete: now_complete,
                     last_seen_ms: now_ms,
                 });
@@ -483,6 +687,15 @@ impl Tracker {
             msg::announce_reply_json(&ih, interval, swarm.complete, swarm.incomplete)
         };
         out.push((conn, reply));
+        if self.clustered {
+            // Before any relay below: see [`ClusterOut`].
+            let complete = swarm.get(&pid).is_some_and(|p| p.complete);
+            self.cluster_out.push(ClusterOut::Up {
+                info_hash: ih,
+                peer_id: pid,
+                complete,
+            });
+        }
 
         let numwant_cap = self.config.max_numwant.min(MAX_NUMWANT) as usize;
         let wanted = a.offers.len().min(offer_cap).min(
@@ -493,11 +706,14 @@ impl Tracker {
             let me = swarm.index.get(&pid).copied().unwrap_or(usize::MAX);
             let targets = swarm.sample_others(me, wanted, rng);
             for (offer, t) in a.offers.iter().zip(targets) {
-                let to = swarm.peers[t].conn;
-                out.push((
-                    to,
-                    msg::offer_relay_json(&ih, &pid, &offer.offer_id, &offer.sdp),
-                ));
+                let target = &swarm.peers[t];
+                let frame = msg::offer_relay_json(&ih, &pid, &offer.offer_id, &offer.sdp);
+                Self::route(
+                    &mut self.cluster_out,
+                    out,
+                    (target.at, ih, target.peer_id),
+                    frame,
+                );
                 self.counters.offers_relayed += 1;
             }
         }
@@ -514,13 +730,21 @@ impl Tracker {
             return;
         };
         // An answer proves the answerer is alive, as bittorrent-tracker's implied update does.
-        if let Some(p) = swarm.get_mut(&a.peer_id).filter(|p| p.conn == conn) {
+        if let Some(p) = swarm
+            .get_mut(&a.peer_id)
+            .filter(|p| p.at == PeerAt::Conn(conn))
+        {
             p.last_seen_ms = now_ms;
         }
         match swarm.get(&a.to_peer_id) {
             Some(target) => {
                 let frame = msg::answer_relay_json(&a.info_hash, &a.peer_id, &a.offer_id, &a.sdp);
-                out.push((target.conn, frame));
+                Self::route(
+                    &mut self.cluster_out,
+                    out,
+                    (target.at, a.info_hash, target.peer_id),
+                    frame,
+                );
                 self.counters.answers_forwarded += 1;
             }
             // bittorrent-tracker replies nothing here either: the offerer simply left.
@@ -555,15 +779,58 @@ impl Tracker {
     }
 
     /// Removes `pid` from swarm `ih` if `conn` still holds it; drops the swarm when it empties.
-    fn remove_peer_if_owned(&mut self, ih: InfoHash, pid: PeerId, conn: ConnId) {
+    /// `true` if it was removed.
+    fn remove_peer_if_owned(&mut self, ih: InfoHash, pid: PeerId, conn: ConnId) -> bool {
+        self.remove_if_at(ih, pid, PeerAt::Conn(conn))
+    }
+
+    /// Removes `pid` from swarm `ih` if its socket is on instance `inst`; `true` if it was.
+    fn remove_remote_if_from(&mut self, ih: InfoHash, pid: PeerId, inst: InstanceId) -> bool {
+        let removed = self.remove_if_at(ih, pid, PeerAt::Remote(inst));
+        if removed {
+            self.remote -= 1;
+        }
+        removed
+    }
+
+    fn remove_if_at(&mut self, ih: InfoHash, pid: PeerId, at: PeerAt) -> bool {
         let Some(swarm) = self.swarms.get_mut(&ih) else {
-            return;
+            return false;
         };
-        if swarm.get(&pid).is_some_and(|p| p.conn == conn) {
-            swarm.remove(&pid);
-            if swarm.peers.is_empty() {
-                self.swarms.remove(&ih);
-            }
+        if !swarm.get(&pid).is_some_and(|p| p.at == at) {
+            return false;
+        }
+        swarm.remove(&pid);
+        if swarm.peers.is_empty() {
+            self.swarms.remove(&ih);
+        }
+        true
+    }
+
+    fn queue_down(&mut self, info_hash: InfoHash, peer_id: PeerId) {
+        if self.clustered {
+            self.cluster_out
+                .push(ClusterOut::Down { info_hash, peer_id });
+        }
+    }
+
+    /// Sends `frame` to a peer: into `out` when its socket is here, into the cluster queue when
+    /// it is on another instance. (An associated function so callers can hold a swarm borrow.)
+    fn route(
+        cluster_out: &mut Vec<ClusterOut>,
+        out: &mut Vec<(ConnId, String)>,
+        (at, info_hash, peer_id): (PeerAt, InfoHash, PeerId),
+        frame: String,
+    ) {
+        match at {
+            PeerAt::Conn(conn) => out.push((conn, frame)),
+            // Remote entries exist only while clustered, so this queue is being taken.
+            PeerAt::Remote(to) => cluster_out.push(ClusterOut::Relay {
+                to,
+                info_hash,
+                peer_id,
+                frame,
+            }),
         }
     }
 
@@ -580,6 +847,7 @@ impl Tracker {
     #[cfg(test)]
     fn check_invariants(&self) {
         let mut registered = 0;
+        let mut remote = 0;
         for (ih, s) in &self.swarms {
             assert!(!s.peers.is_empty(), "empty swarm kept");
             let c = s.peers.iter().filter(|p| p.complete).count() as u64;
@@ -587,12 +855,21 @@ impl Tracker {
             assert_eq!(s.index.len(), s.peers.len());
             for (i, p) in s.peers.iter().enumerate() {
                 assert_eq!(s.index[&p.peer_id], i);
-                assert!(
-                    self.conns[&p.conn].contains(&(*ih, p.peer_id)),
-                    "unregistered peer"
-                );
-                registered += 1;
+                match p.at {
+                    PeerAt::Conn(conn) => {
+                        assert!(
+                            self.conns[&conn].contains(&(*ih, p.peer_id)),
+                            "unregistered peer"
+                        );
+                        registered += 1;
+                    }
+                    PeerAt::Remote(_) => remote += 1,
+                }
             }
+        }
+        assert_eq!(self.remote, remote, "remote count");
+        if !self.clustered {
+            assert!(self.cluster_out.is_empty(), "queued with nobody taking");
         }
         assert_eq!(
             self.conns.values().map(|s| s.len()).sum::<usize>(),
@@ -767,7 +1044,7 @@ mod tests {
         for n in 0..10 {
             s.insert(PeerEntry {
                 peer_id: pid(n),
-                conn: ConnId(n as u64),
+                at: PeerAt::Conn(ConnId(n as u64)),
                 complete: false,
                 last_seen_ms: 0,
             });
@@ -1263,5 +1540,203 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
+    }
+    /// Two clustered trackers and the bus between them: what one queues, the other applies, as
+    /// the Redis driver does (instance 1 is `InstanceId(1)` to the other and vice versa).
+    struct Pair {
+        a: Fixture,
+        b: Fixture,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let (mut a, mut b) = (Fixture::new(), Fixture::new());
+            a.t.set_clustered(true);
+            b.t.set_clustered(true);
+            Pair { a, b }
+        }
+
+        /// Moves queued messages both ways until quiet; returns the relayed frames delivered,
+        /// as (receiving side 'a' or 'b', connection, frame).
+        fn pump(&mut self, now: u64) -> Vec<(char, ConnId, Value)> {
+            let mut delivered = Vec::new();
+            loop {
+                let from_a = self.a.t.take_cluster_out();
+                let from_b = self.b.t.take_cluster_out();
+                if from_a.is_empty() && from_b.is_empty() {
+                    return delivered;
+                }
+                for (msgs, to, side, from) in [
+                    (from_a, &mut self.b, 'b', InstanceId(1)),
+                    (from_b, &mut self.a, 'a', InstanceId(2)),
+                ] {
+                    for m in msgs {
+                        match m {
+                            ClusterOut::Up {
+                                info_hash,
+                                peer_id,
+                                complete,
+                            } => to.t.remote_up(from, info_hash, peer_id, complete, now),
+                            ClusterOut::Down { info_hash, peer_id } => {
+                                to.t.remote_down(from, info_hash, peer_id);
+                            }
+                            ClusterOut::Relay {
+                                info_hash,
+                                peer_id,
+                                frame,
+                                ..
+                            } => {
+                                if let Some(c) = to.t.local_conn(&info_hash, &peer_id) {
+                                    delivered.push((side, c, parse(&frame)));
+                                }
+                            }
+                        }
+                        to.t.check_invariants();
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clustered_trackers_relay_offers_and_answers_across() {
+        let mut p = Pair::new();
+        // Peer 1 on instance a, peer 2 on instance b.
+        p.a.send(1, &announce(&IH, &pid(1), Some("started"), 0, &[]), 0);
+        assert!(p.pump(0).is_empty());
+        assert_eq!((p.b.t.peers(), p.b.t.remote_peers()), (0, 1));
+        let out = p.b.send(
+            7,
+            &announce(&IH, &pid(2), Some("started"), 9, &[(5, "o")]),
+            1,
+        );
+        assert_eq!(
+            out.len(),
+            1,
+            "the offer went to the other instance, not a local socket"
+        );
+        assert_eq!(
+            (
+                out[0].1["complete"].as_u64(),
+                out[0].1["incomplete"].as_u64()
+            ),
+            (Some(1), Some(1)),
+            "counts include the remote seed"
+        );
+        let got = p.pump(1);
+        assert_eq!(got.len(), 1);
+        let (side, conn, offer) = &got[0];
+        assert_eq!((*side, *conn), ('a', ConnId(1)));
+        assert_eq!(offer["peer_id"], pid(2).to_latin1());
+        assert_eq!(offer["offer"]["sdp"], "o");
+        assert_eq!(
+            p.a.t.remote_peers(),
+            1,
+            "a learnt b's peer before the offer"
+        );
+
+        let answer = json!({
+            "action": "announce", "info_hash": IH.to_latin1(), "peer_id": pid(1).to_latin1(),
+            "to_peer_id": pid(2).to_latin1(), "offer_id": latin1(&[5; 20]),
+            "answer": {"type": "answer", "sdp": "ans"}
+        });
+        assert!(p.a.send(1, &answer.to_string(), 2).is_empty());
+        let got = p.pump(2);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].1), ('b', ConnId(7)));
+        assert_eq!(got[0].2["answer"]["sdp"], "ans");
+        assert_eq!(p.a.t.counters().answers_forwarded, 1);
+
+        // Stopped on b: a forgets the peer. The socket closing on a: b forgets it.
+        p.b.send(7, &announce(&IH, &pid(2), Some("stopped"), 9, &[]), 3);
+        p.pump(3);
+        assert_eq!((p.a.t.peers(), p.a.t.remote_peers()), (1, 0));
+        assert_eq!(p.a.t.swarm_counts(&IH), (1, 0, 0));
+        p.a.t.disconnect(ConnId(1));
+        p.pump(4);
+        assert_eq!((p.b.t.swarms(), p.b.t.remote_peers()), (0, 0));
+    }
+
+    #[test]
+    fn remote_peers_expire_and_instances_can_be_forgotten() {
+        let mut p = Pair::new();
+        p.a.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0);
+        p.a.send(1, &announce(&IH2, &pid(1), None, 1, &[]), 0);
+        p.pump(0);
+        assert_eq!(p.b.t.remote_peers(), 2);
+        // Refreshed by every announce relayed as `Up`, expired like a local peer otherwise.
+        p.a.send(1, &announce(&IH, &pid(1), None, 1, &[]), 200_000);
+        p.pump(200_000);
+        assert_eq!(p.b.t.expire(300_000), 1);
+        assert_eq!(p.b.t.remote_peers(), 1);
+        assert!(
+            p.b.t.take_cluster_out().is_empty(),
+            "remote expiry tells no one"
+        );
+        assert_eq!(p.b.t.forget_instance(InstanceId(9)), 0);
+        assert_eq!(p.b.t.forget_instance(InstanceId(1)), 1);
+        assert_eq!((p.b.t.swarms(), p.b.t.remote_peers()), (0, 0));
+        p.a.send(1, &announce(&IH, &pid(1), None, 1, &[]), 300_001);
+        p.pump(300_001);
+        assert_eq!(p.b.t.forget_remote(), 1);
+        p.b.t.check_invariants();
+        // Local expiry is told: a peer silent on a is dropped on b too.
+        p.a.send(2, &announce(&IH2, &pid(3), None, 1, &[]), 300_001);
+        p.pump(300_001);
+        assert_eq!(p.b.t.remote_peers(), 1);
+        assert!(p.a.t.expire(900_000) >= 1);
+        p.pump(900_000);
+        assert_eq!(p.b.t.remote_peers(), 0);
+    }
+
+    #[test]
+    fn a_peer_moving_between_instances_is_routed_to_its_newest_socket() {
+        let mut p = Pair::new();
+        p.a.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0);
+        p.pump(0);
+        // The same peer id reconnects through b (a load balancer sent it there).
+        p.b.send(5, &announce(&IH, &pid(1), None, 1, &[]), 1);
+        p.pump(1);
+        assert_eq!(
+            (p.a.t.peers(), p.a.t.remote_peers(), p.a.t.connections()),
+            (0, 1, 0)
+        );
+        assert_eq!((p.b.t.peers(), p.b.t.remote_peers()), (1, 0));
+        // The old socket closing on a removes nothing, and tells b nothing.
+        p.a.t.disconnect(ConnId(1));
+        p.pump(2);
+        assert_eq!(p.b.t.peers(), 1);
+        // An offer from a new peer on a reaches it on b.
+        p.a.send(2, &announce(&IH, &pid(2), None, 1, &[(1, "x")]), 3);
+        let got = p.pump(3);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].1), ('b', ConnId(5)));
+        // A `Down` from an instance that no longer holds the peer removes nothing.
+        assert!(!p.b.t.remote_down(InstanceId(1), IH, pid(1)));
+        assert!(
+            p.b.t.local_conn(&IH, &pid(2)).is_none(),
+            "remote, not local"
+        );
+        // Remote completion counts as a seed but not as a download seen here.
+        p.b.send(5, &announce(&IH, &pid(1), Some("completed"), 0, &[]), 4);
+        p.pump(4);
+        assert_eq!(p.a.t.swarm_counts(&IH), (1, 1, 0));
+        assert_eq!(p.b.t.swarm_counts(&IH), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_lone_tracker_queues_nothing_and_ignores_remote_news() {
+        let mut f = Fixture::new();
+        f.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0);
+        f.t.remote_up(InstanceId(1), IH, pid(2), true, 0);
+        assert_eq!((f.t.remote_peers(), f.t.take_cluster_out()), (0, vec![]));
+        let mut p = Pair::new();
+        p.a.send(1, &announce(&IH, &pid(1), None, 1, &[]), 0);
+        p.a.t.set_clustered(false);
+        assert!(
+            p.a.t.take_cluster_out().is_empty(),
+            "leaving empties the queue"
+        );
+        assert_eq!(p.a.t.local_peers(), vec![(IH, pid(1), false)]);
     }
 }
