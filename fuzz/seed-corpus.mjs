@@ -1,10 +1,13 @@
-// Writes the seed corpus of a fuzz target (fuzz/README.md) into fuzz/corpus/TARGET/ from the
-// committed test vectors, so fuzzing starts from real inputs rather than from nothing.
+// Adds test-vector inputs to the working corpus of a fuzz target (fuzz/README.md),
+// fuzz/corpus/TARGET/, beyond the committed seeds in fuzz/seeds/TARGET/ (which bench/fuzz.sh
+// passes to every run directly; they are written by tests/fuzz_seeds.rs `regenerate_seeds` and
+// capped in number and size, so not every vector is among them).
 //
 //   node fuzz/seed-corpus.mjs TARGET        (bench/fuzz.sh runs it before every run)
 //
 // Idempotent: a seed file is named after its vector and rewritten with the same bytes; whatever
-// libFuzzer added to the directory stays. A target with no entry below starts from an empty corpus.
+// libFuzzer added to the directory stays. A target with no entry below starts from its committed
+// seeds alone.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,4 +34,8 @@ const dir = path.join(FUZZ, 'corpus', target);
 fs.mkdirSync(dir, { recursive: true });
 const seeds = SEEDS[target] ? SEEDS[target]() : [];
 for (const [name, bytes] of seeds) fs.writeFileSync(path.join(dir, name), bytes);
-process.stdout.write(`${target}: ${seeds.length} seed inputs in ${path.relative(ROOT, dir)}/\n`);
+const committed = path.join(FUZZ, 'seeds', target);
+const nCommitted = fs.existsSync(committed) ? fs.readdirSync(committed).length : 0;
+process.stdout.write(
+  `${target}: ${nCommitted} committed seeds in fuzz/seeds/${target}/, ${seeds.length} vector inputs in ${path.relative(ROOT, dir)}/\n`,
+);

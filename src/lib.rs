@@ -8,6 +8,8 @@ pub mod bencode;
 pub mod bitfield;
 pub mod create;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod ledger;
 pub mod magnet;

@@ -707,3 +707,67 @@ export function listFiles(dir, { skip = ['.seedtab'] } = {}) {
   walk('');
   return out.sort();
 }
+
+// --- Hostile peers (hostile.test.mjs) --------------------------------------------------------
+
+/** The hostile WebRTC peer: `cargo build --release --features native --example hostile_peer`. */
+export const HOSTILE_PEER_BIN = process.env.HOSTILE_PEER_BIN
+  || path.join(ROOT, 'target', 'release', 'examples', 'hostile_peer');
+
+/**
+ * Start the hostile peer (examples/hostile_peer.rs) against the swarm of `infoHash` on `tracker`.
+ * Its stdout JSON lines (`open`, `closed`) are kept in `events`; stderr is copied to the test
+ * output as `[name!] …`. Killed when node exits.
+ * @returns {{ proc, events: object[], stderr: () => string,
+ *   exited: Promise<{code: number|null, signal: string|null}>,
+ *   waitFor: (pred: (ev: object) => boolean, ms?: number, what?: string) => Promise<object>,
+ *   stop: () => Promise<{code, signal}> }}
+ */
+export function spawnHostilePeer({ tracker, infoHash, attack, bind, timeoutS = 60, name = `hostile:${attack}` }) {
+  if (!fs.existsSync(HOSTILE_PEER_BIN)) {
+    throw new Error(`${HOSTILE_PEER_BIN} does not exist: run `
+      + '`cargo build --release --features native --example hostile_peer`');
+  }
+  const args = ['--tracker', tracker, '--info-hash', infoHash, '--attack', attack, '--timeout-s', String(timeoutS)];
+  if (bind) args.push('--bind', bind);
+  const proc = spawn(HOSTILE_PEER_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const events = [];
+  let errText = '';
+  const waiters = new Set();
+  let exit = null;
+  let resolveExit;
+  const exited = new Promise((resolve) => { resolveExit = resolve; });
+  proc.once('close', (code, signal) => {
+    children.delete(proc);
+    exit = { code, signal };
+    for (const w of waiters) w();
+    resolveExit(exit);
+  });
+  proc.once('error', (err) => { errText += `spawn error: ${err.message}\n`; });
+  pipeLines(proc.stdout, `[${name}]`, (line) => {
+    try { events.push(JSON.parse(line)); } catch { /* not JSON */ }
+    for (const w of waiters) w();
+  });
+  pipeLines(proc.stderr, `[${name}!]`, (line) => { errText = `${errText}${line}\n`.slice(-20_000); });
+  const describe = () => `hostile_peer ${args.join(' ')}\n  events: ${JSON.stringify(events)}\n  stderr (end): ${errText.slice(-3000)}`;
+  const waitFor = (pred, ms = 60_000, what = 'an event') => new Promise((resolve, reject) => {
+    let timer;
+    const check = () => {
+      const ev = events.find(pred);
+      if (ev) { done(); resolve(ev); } else if (exit) {
+        done();
+        reject(new Error(`hostile_peer exited (code ${exit.code}, signal ${exit.signal}) before ${what}:\n${describe()}`));
+      }
+    };
+    const done = () => { clearTimeout(timer); waiters.delete(check); };
+    timer = setTimeout(() => { done(); reject(new Error(`timed out after ${ms} ms waiting for ${what}:\n${describe()}`)); }, ms);
+    waiters.add(check);
+    check();
+  });
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    return exited;
+  };
+  return { proc, events, stderr: () => errText, exited, waitFor, describe, stop };
+}
