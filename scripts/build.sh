@@ -23,8 +23,8 @@ for part in "${parts[@]}"; do
       node_modules/.bin/webpack --mode production
       ;;
     native)
-      echo "== build: native binary (target/release/seedtab)"
-      cargo build --release --features native --bin seedtab
+      echo "== build: native binary (target/release/seedtab) and the hostile test peer"
+      cargo build --release --features native --bin seedtab --example hostile_peer
       ;;
     *)
       echo "usage: $0 [wasm|web|native]..." >&2
