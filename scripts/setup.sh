@@ -6,7 +6,8 @@
 #                     xvfb   (hidden-tab test: a headful Chromium whose background tabs are throttled)
 #                     redis-server   (tests/tracker_redis.rs: tracker instances sharing swarms)
 #   rustup            target wasm32-unknown-unknown, components clippy rustfmt
-#   cargo install     wasm-bindgen-cli = the wasm-bindgen version in Cargo.lock, wasm-pack
+#   cargo install     wasm-bindgen-cli = the wasm-bindgen version in Cargo.lock, wasm-pack,
+#                     cargo-fuzz (when the nightly toolchain is there)
 #   npm ci            webpack, playwright-core, ... (package-lock.json)
 #
 # Notes (DESIGN.md §5): wasm-pack must not download wasm-bindgen/wasm-opt (nothing but package
@@ -91,6 +92,12 @@ fi
 if ! command -v wasm-pack >/dev/null 2>&1; then
   run_logged "cargo install wasm-pack $WASM_PACK_VERSION (a few minutes)" \
     cargo install --quiet --locked wasm-pack --version "=$WASM_PACK_VERSION"
+fi
+
+# The short fuzz run in scripts/test.sh: cargo-fuzz, where the nightly toolchain it needs is
+# installed (it is on this project's machines; without it that run says "skipped").
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  run_logged "cargo install cargo-fuzz (a few minutes)" cargo install --quiet --locked cargo-fuzz
 fi
 
 # --- npm -------------------------------------------------------------------------------------

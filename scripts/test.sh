@@ -84,6 +84,9 @@ section "rustfmt" - cargo fmt --all --check -- --color never
 section "clippy (native)" - cargo clippy --all-targets --features native -- -D warnings
 section "clippy (wasm32)" - cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
 section "cargo test" cargo cargo test --features native --no-fail-fast
+# Every fuzz target for a few seconds from its committed seeds (the seeds themselves are replayed
+# by tests/fuzz_seeds.rs above); long runs: bash bench/fuzz.sh all 600.
+section "fuzz (short)" - bash bench/fuzz.sh short 5
 
 build_ok=1
 section "build" - bash scripts/build.sh || true
