@@ -44,6 +44,9 @@ use crate::rng::Rng;
 use crate::signal::msg::{failure_json, MAX_FRAME_BYTES};
 use crate::signal::server::{ClusterOut, ConnId, Counters, Tracker, TrackerConfig};
 
+/// Bytes read from a WebSocket at a time (frames larger than this still arrive whole).
+const CONN_READ_BUFFER: usize = 4 * 1024;
+
 /// Frames queued for one connection before further ones are dropped. Signalling is best effort
 /// (a lost offer just times out in the browser); unbounded queues would let one stuck reader eat
 /// the tracker's memory.
@@ -646,6 +649,9 @@ impl Listener for GuardedListener {
     async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
         // axum's own accept loop, which retries (and backs off on) accept errors.
         let (io, addr) = Listener::accept(&mut self.inner).await;
+        // Signalling is small frames that someone waits for: Nagle's algorithm would hold each
+        // relayed answer ~40 ms waiting for the ACK of the previous one.
+        let _ = io.set_nodelay(true);
         let timeout = self.service.limits.handshake_timeout;
         let stream = GuardedStream {
             io,
@@ -931,6 +937,11 @@ async fn upgrade(
 ) -> Response {
     match ws {
         Ok(ws) => ws
+            // tungstenite's defaults (128 KiB read buffer, zero-filled, and 128 KiB of write
+            // batching) would cost ~130 KiB per idle connection; frames here are small.
+            .read_buffer_size(CONN_READ_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(MAX_FRAME_BYTES * 4)
             .max_message_size(MAX_FRAME_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
             .on_upgrade(move |socket| connection(service, socket, ip)),
