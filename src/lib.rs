@@ -18,6 +18,9 @@ pub mod receipt;
 pub mod rng;
 pub mod signal;
 pub mod store;
+#[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testdir;
 pub mod wire;
 
 #[cfg(feature = "native")]

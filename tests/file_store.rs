@@ -14,31 +14,7 @@ use seedtab::engine::{Config, PeerKey, Session};
 use seedtab::id::PeerId;
 use seedtab::metainfo::Metainfo;
 use seedtab::store::{FileStore, PieceStore, STATE_DIR};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("seedtab-fs-{tag}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use seedtab::testdir::TempDir;
 
 fn bytes(n: usize, seed: usize) -> Vec<u8> {
     (0..n)

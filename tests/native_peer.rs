@@ -23,32 +23,10 @@ use seedtab::native::rtc::RtcConfig;
 use seedtab::native::tracker::{router, TrackerService};
 use seedtab::receipt::{self, SignedReceipt};
 use seedtab::store::FileStore;
+use seedtab::testdir::TempDir;
 use tokio::sync::oneshot;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "seedtab-native-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn data(n: usize, seed: u32) -> Vec<u8> {
     let mut x = seed | 1;

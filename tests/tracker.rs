@@ -3,10 +3,12 @@
 //! clients speaking the WebTorrent tracker protocol, and plain HTTP for files and /config.json.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+mod common;
+
+use common::http::{http_get, stats};
 use seedtab::id::{InfoHash, PeerId};
 use seedtab::native::serve::{serve_app, ServeOptions};
 use seedtab::native::tracker::{serve_tracker, serve_tracker_with, ConnLimits};
@@ -16,6 +18,7 @@ use seedtab::signal::client::{
 };
 use seedtab::signal::msg::MAX_FRAME_BYTES;
 use seedtab::signal::server::TrackerConfig;
+use seedtab::testdir::TempDir;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -82,35 +85,6 @@ async fn closed(ws: &mut Ws) -> Option<u16> {
             Some(Err(_)) | None => return None,
         }
     }
-}
-
-/// GET over a bare TCP connection (no HTTP client among the dev-dependencies); status and body.
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    timeout(WAIT, s.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-async fn stats(addr: SocketAddr) -> Value {
-    let (status, body) = http_get(addr, "/stats").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
 }
 
 /// Polls /stats until `field` reaches `want` (the server updates it after the socket closes).
@@ -335,27 +309,6 @@ async fn shutdown_closes_open_websockets() {
     wait_stat(addr, "connections", 1).await;
     stop.send(()).unwrap();
     assert_eq!(closed(&mut ws).await, Some(1001));
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("seedtab-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test]

@@ -14,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+mod common;
+
+use common::http::stats;
 use seedtab::id::{InfoHash, PeerId};
 use seedtab::signal::client::{
     announce_json, answer_json, parse_tracker_message, scrape_json, AnnounceEvent, OfferOut,
@@ -114,34 +117,6 @@ async fn start_instance(redis_port: u16, id: &str) -> (Proc, SocketAddr) {
         .parse()
         .unwrap();
     (proc, addr)
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    timeout(WAIT, s.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-async fn stats(addr: SocketAddr) -> Value {
-    let (status, body) = http_get(addr, "/stats").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
 }
 
 /// Polls /stats until `field` equals `want`.

@@ -384,37 +384,7 @@ mod tests {
     use super::*;
     use crate::create::create_torrent;
     use crate::store::PieceStore;
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            let dir = std::env::temp_dir().join(format!(
-                "seedtab-create-unit-{tag}-{}-{nanos}",
-                std::process::id()
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-
-        /// Writes `data` at `rel` (folders created), returning the full path.
-        fn file(&self, rel: &str, data: &[u8]) -> PathBuf {
-            let p = self.0.join(rel);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(&p, data).unwrap();
-            p
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testdir::TempDir;
 
     fn bytes(n: usize, seed: usize) -> Vec<u8> {
         (0..n)

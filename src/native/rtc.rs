@@ -176,7 +176,7 @@ impl Conn {
 /// Makes a connection with a data channel and returns it with its offer SDP (all candidates).
 pub async fn offer(config: &RtcConfig, sink: EventSink) -> Result<(Conn, String), String> {
     let (pc, gathered) = build(config, sink.clone(), false).await?;
-    let mut conn = Conn { pc, gathered };
+    let conn = Conn { pc, gathered };
     let made = async {
         let dc = conn
             .pc
@@ -192,17 +192,10 @@ pub async fn offer(config: &RtcConfig, sink: EventSink) -> Result<(Conn, String)
         conn.pc
             .set_local_description(offer)
             .await
-            .map_err(|e| format!("local offer: {e}"))?;
-        conn.gathered_sdp().await
+            .map_err(|e| format!("local offer: {e}"))
     }
     .await;
-    match made {
-        Ok(sdp) => Ok((conn, sdp)),
-        Err(e) => {
-            conn.close().await;
-            Err(e)
-        }
-    }
+    with_local_sdp(conn, made).await
 }
 
 /// Answers a remote offer: returns the connection and the answer SDP (all candidates). The data
@@ -213,7 +206,7 @@ pub async fn answer(
     sink: EventSink,
 ) -> Result<(Conn, String), String> {
     let (pc, gathered) = build(config, sink, true).await?;
-    let mut conn = Conn { pc, gathered };
+    let conn = Conn { pc, gathered };
     let made = async {
         let offer =
             RTCSessionDescription::offer(offer_sdp).map_err(|e| format!("bad offer: {e}"))?;
@@ -229,11 +222,23 @@ pub async fn answer(
         conn.pc
             .set_local_description(answer)
             .await
-            .map_err(|e| format!("local answer: {e}"))?;
-        conn.gathered_sdp().await
+            .map_err(|e| format!("local answer: {e}"))
     }
     .await;
-    match made {
+    with_local_sdp(conn, made).await
+}
+
+/// Once the local description is set (`made`), the connection with its gathered SDP; a
+/// connection that failed on the way is closed, never left to its driver.
+async fn with_local_sdp(
+    mut conn: Conn,
+    made: Result<(), String>,
+) -> Result<(Conn, String), String> {
+    let sdp = match made {
+        Ok(()) => conn.gathered_sdp().await,
+        Err(e) => Err(e),
+    };
+    match sdp {
         Ok(sdp) => Ok((conn, sdp)),
         Err(e) => {
             conn.close().await;

@@ -796,29 +796,7 @@ fn write_at(mut f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::create::{create_torrent, CreateOptions};
-
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            let dir = std::env::temp_dir().join(format!(
-                "seedtab-fs-unit-{tag}-{}-{nanos}",
-                std::process::id()
-            ));
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testdir::TempDir;
 
     fn bytes(n: usize, seed: usize) -> Vec<u8> {
         (0..n)

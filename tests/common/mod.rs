@@ -3,6 +3,8 @@
 //! memory stores. Test support only: nothing here may decide what a test checks.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod http;
+
 use seedtab::bitfield::Bitfield;
 use seedtab::create::{create_torrent, CreateOptions};
 use seedtab::engine::{Config, Session};
