@@ -167,7 +167,7 @@ pub async fn seed(
         if dir.is_some() {
             return Err("--dir is for seeding a .torrent; files are seeded where they are".into());
         }
-        let (meta, files, store, have) = tokio::task::spawn_blocking(move || {
+        let (meta, store, have) = tokio::task::spawn_blocking(move || {
             let (meta, files) = torrent_from_paths(&paths, opts, &mut |_, _| {})?;
             let base = files
                 .first()
@@ -177,11 +177,10 @@ pub async fn seed(
             let state = default_state_path(&meta, &base);
             let (store, have) = open_seed_store(&files, &meta, state)
                 .map_err(|e| format!("cannot open the files: {e}"))?;
-            Ok::<_, String>((meta, files, store, have))
+            Ok::<_, String>((meta, store, have))
         })
         .await
         .map_err(|e| e.to_string())??;
-        drop(files);
         (meta, store, have)
     };
     let options = args.options(meta.trackers(), true)?;
