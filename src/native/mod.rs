@@ -16,6 +16,7 @@ pub mod rtc;
 pub mod serve;
 pub mod tracker;
 pub mod tracker_client;
+pub mod tracker_conn;
 pub mod tracker_redis;
 
 use std::time::{SystemTime, UNIX_EPOCH};

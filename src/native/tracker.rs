@@ -1,14 +1,14 @@
 //! The WebSocket tracker server: an axum router that upgrades `/announce` (and optionally `/`)
-//! to WebSockets, one task per connection, feeding text frames to the sans-IO
-//! [`Tracker`](crate::signal::server::Tracker) and delivering the frames it returns through a
-//! bounded channel per connection. Also `GET /stats` (JSON, or HTML for browsers), `GET /metrics`
+//! to WebSockets (one small task per connection, in [`super::tracker_conn`]), feeding text frames
+//! to the sans-IO [`Tracker`](crate::signal::server::Tracker) and delivering the frames it
+//! returns to each connection's bounded [`Outbox`]. Also `GET /stats` (JSON, or HTML for browsers), `GET /metrics`
 //! (Prometheus), a periodic expiry task, and the limits that need sockets or clocks
 //! ([`ConnLimits`]: connections per IP, handshake and idle timeouts). With `--redis`, several
 //! instances share swarms through [`super::tracker_redis`], which reaches the tracker only
 //! through the `cluster` hooks here.
 //!
-//! No protocol logic here; and no `.await` while the tracker lock is held (sends to other
-//! connections use `try_send`, so a slow reader can never stall the tracker). Nothing a client
+//! No protocol logic here; and no `.await` while the tracker lock is held (frames for other
+//! connections are only queued, so a slow reader can never stall the tracker). Nothing a client
 //! sent reaches the HTML page unescaped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -23,11 +23,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -36,21 +34,13 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
 
+use super::tracker_conn::{self, Outbox};
 use super::tracker_redis::{self, ClusterOptions};
 use crate::id::{InfoHash, PeerId};
 use crate::rng::Rng;
-use crate::signal::msg::{failure_json, MAX_FRAME_BYTES};
+use crate::signal::msg::failure_json;
 use crate::signal::server::{ClusterOut, ConnId, Counters, Tracker, TrackerConfig};
-
-/// Bytes read from a WebSocket at a time (frames larger than this still arrive whole).
-const CONN_READ_BUFFER: usize = 4 * 1024;
-
-/// Frames queued for one connection before further ones are dropped. Signalling is best effort
-/// (a lost offer just times out in the browser); unbounded queues would let one stuck reader eat
-/// the tracker's memory.
-const OUTBOX_FRAMES: usize = 256;
 
 /// How often silent peers are swept out.
 const EXPIRY_PERIOD: Duration = Duration::from_secs(30);
@@ -97,7 +87,8 @@ pub struct TrackerService {
     limits: ConnLimits,
     start: Instant,
     next_conn: AtomicU64,
-    closing: watch::Sender<bool>,
+    /// Set by [`TrackerService::close_all`]: connections opening after it are closed at once.
+    closing: AtomicBool,
     /// Counted by [`GuardedStream`], which has no lock to take.
     handshake_timeouts: AtomicU64,
 }
@@ -105,7 +96,7 @@ pub struct TrackerService {
 struct Inner {
     tracker: Tracker,
     rng: Rng,
-    outboxes: HashMap<ConnId, mpsc::Sender<String>>,
+    outboxes: HashMap<ConnId, Arc<Outbox>>,
     /// Open WebSockets per address key (see [`ip_key`]); entries are removed at zero.
     per_ip: HashMap<IpAddr, usize>,
     dropped_frames: u64,
@@ -199,7 +190,7 @@ impl TrackerService {
             limits,
             start: Instant::now(),
             next_conn: AtomicU64::new(1),
-            closing: watch::channel(false).0,
+            closing: AtomicBool::new(false),
             handshake_timeouts: AtomicU64::new(0),
         })
     }
@@ -301,12 +292,16 @@ impl TrackerService {
 
     /// Asks every open WebSocket to close (code 1001) and stop.
     pub fn close_all(&self) {
-        self.closing.send_replace(true);
+        self.closing.store(true, Ordering::SeqCst);
+        let outboxes: Vec<Arc<Outbox>> = self.lock().outboxes.values().cloned().collect();
+        for outbox in outboxes {
+            outbox.shut_down();
+        }
     }
 
     /// A new WebSocket from `ip` (unknown when served without [`ClientInfo`]); `Err(limit)`
     /// when its address already holds the most allowed.
-    fn register(&self, ip: Option<IpAddr>) -> Result<(ConnId, mpsc::Receiver<String>), usize> {
+    pub(crate) fn register(&self, ip: Option<IpAddr>) -> Result<(ConnId, Arc<Outbox>), usize> {
         let mut inner = self.lock();
         let limit = self.limits.max_conns_per_ip;
         if let Some(ip) = ip {
@@ -318,12 +313,16 @@ impl TrackerService {
             *held += 1;
         }
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = mpsc::channel(OUTBOX_FRAMES);
-        inner.outboxes.insert(conn, tx);
-        Ok((conn, rx))
+        let outbox = Arc::new(Outbox::default());
+        inner.outboxes.insert(conn, outbox.clone());
+        drop(inner);
+        if self.closing.load(Ordering::SeqCst) {
+            outbox.shut_down();
+        }
+        Ok((conn, outbox))
     }
 
-    fn unregister(&self, conn: ConnId, ip: Option<IpAddr>) {
+    pub(crate) fn unregister(&self, conn: ConnId, ip: Option<IpAddr>) {
         let mut inner = self.lock();
         inner.outboxes.remove(&conn);
         inner.tracker.disconnect(conn);
@@ -338,11 +337,11 @@ impl TrackerService {
         }
     }
 
-    fn count_rejection(&self, reason: &'static str) {
+    pub(crate) fn count_rejection(&self, reason: &'static str) {
         *self.lock().driver_rejections.entry(reason).or_default() += 1;
     }
 
-    fn handle_text(&self, conn: ConnId, text: &str) {
+    pub(crate) fn handle_text(&self, conn: ConnId, text: &str) {
         let now = self.now_ms();
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -356,7 +355,7 @@ impl TrackerService {
     }
 
     /// Answers a frame the tracker never saw with a failure.
-    fn reject(&self, conn: ConnId, reason: &str) {
+    pub(crate) fn reject(&self, conn: ConnId, reason: &str) {
         let mut inner = self.lock();
         inner.driver_failures += 1;
         *inner.driver_rejections.entry("malformed").or_default() += 1;
@@ -438,10 +437,10 @@ impl TrackerService {
     }
 
     fn deliver(inner: &mut Inner, to: ConnId, frame: String) {
-        let Some(tx) = inner.outboxes.get(&to) else {
+        let Some(outbox) = inner.outboxes.get(&to) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
+        if !outbox.push(frame) {
             inner.dropped_frames += 1;
             tracing::debug!(conn = to.0, "outbox full, frame dropped");
         }
@@ -763,7 +762,7 @@ async fn request_arrived(request: Request, next: Next) -> Response {
 /// The client's address when the server was started with connect info ([`ClientInfo`] or a
 /// plain `SocketAddr`); `None` otherwise (a test's bare `axum::serve`), which skips the per-IP
 /// limit rather than failing the request.
-struct ClientAddr(Option<IpAddr>);
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
@@ -782,11 +781,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 /// no path) to the tracker, plus `GET /stats` and `GET /metrics`.
 pub fn router(service: Arc<TrackerService>, at_root: bool) -> Router {
     let mut r = Router::new()
-        .route("/announce", get(upgrade))
+        .route("/announce", get(tracker_conn::upgrade))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics));
     if at_root {
-        r = r.route("/", get(upgrade));
+        r = r.route("/", get(tracker_conn::upgrade));
     }
     r.with_state(service)
 }
@@ -928,139 +927,6 @@ async fn metrics(State(service): State<Arc<TrackerService>>) -> Response {
         service.metrics(),
     )
         .into_response()
-}
-
-async fn upgrade(
-    State(service): State<Arc<TrackerService>>,
-    ClientAddr(ip): ClientAddr,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    match ws {
-        Ok(ws) => ws
-            // tungstenite's defaults (128 KiB read buffer, zero-filled, and 128 KiB of write
-            // batching) would cost ~130 KiB per idle connection; frames here are small.
-            .read_buffer_size(CONN_READ_BUFFER)
-            .write_buffer_size(0)
-            .max_write_buffer_size(MAX_FRAME_BYTES * 4)
-            .max_message_size(MAX_FRAME_BYTES)
-            .max_frame_size(MAX_FRAME_BYTES)
-            .on_upgrade(move |socket| connection(service, socket, ip)),
-        Err(_) => (
-            StatusCode::UPGRADE_REQUIRED,
-            "seedtab WebSocket tracker: connect with a WebSocket client (ws://HOST/announce)\n",
-        )
-            .into_response(),
-    }
-}
-
-/// Sends a close frame (best effort: the peer may be gone already).
-async fn close(socket: &mut WebSocket, code: u16, reason: String) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-async fn connection(service: Arc<TrackerService>, mut socket: WebSocket, ip: Option<IpAddr>) {
-    let (conn, mut outbox) = match service.register(ip) {
-        Ok(registered) => registered,
-        Err(limit) => {
-            // A close code and reason reach the page's `CloseEvent`; an HTTP 429 before the
-            // upgrade would reach it only as an anonymous connection error.
-            tracing::debug!(?ip, limit, "too many connections from one address");
-            let reason = format!("too many connections from your address (limit {limit})");
-            close(&mut socket, close_code::POLICY, reason).await;
-            return;
-        }
-    };
-    let mut closing = service.closing.subscribe();
-    let limits = service.limits.clone();
-    tracing::debug!(conn = conn.0, "connection open");
-    // Until the first message the handshake timeout applies, then the idle timeout.
-    let mut heard = false;
-    let mut deadline = deadline_after(limits.handshake_timeout);
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    (heard, deadline) = (true, deadline_after(limits.idle_timeout));
-                    service.handle_text(conn, text.as_str());
-                }
-                // The `ws` package bittorrent-tracker uses hands binary frames to JSON.parse too.
-                Some(Ok(Message::Binary(bytes))) => {
-                    (heard, deadline) = (true, deadline_after(limits.idle_timeout));
-                    match std::str::from_utf8(&bytes) {
-                        Ok(text) => service.handle_text(conn, text),
-                        Err(_) => service.reject(conn, "binary frame is not UTF-8 JSON"),
-                    }
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(e)) => {
-                    // Oversized frames end up here: tell the client why before dropping it. The
-                    // error is tungstenite's, of a version this crate does not name, so it is
-                    // told apart by its text ("Space limit exceeded: Message too long: ...").
-                    tracing::debug!(conn = conn.0, error = %e, "connection error");
-                    let text = e.to_string();
-                    if text.contains("too long") || text.contains("Space limit") {
-                        service.count_rejection("frame_too_big");
-                        let why = format!("message over {MAX_FRAME_BYTES} bytes");
-                        close(&mut socket, close_code::SIZE, why).await;
-                    } else if !(text.starts_with("IO error")
-                        || text.contains("without closing handshake")
-                        || text.contains("closed"))
-                    {
-                        // A tab that vanishes (reset, no close frame) is normal and not counted.
-                        service.count_rejection("protocol_error");
-                        let why = "malformed WebSocket frame".to_owned();
-                        close(&mut socket, close_code::PROTOCOL, why).await;
-                    }
-                    break;
-                }
-            },
-            frame = outbox.recv() => match frame {
-                Some(text) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                None => break,
-            },
-            _ = sleep_until(deadline) => {
-                let (reason, code, why) = if heard {
-                    let s = limits.idle_timeout.as_secs_f64();
-                    ("idle_timeout", close_code::NORMAL, format!("idle for {s} s"))
-                } else {
-                    let s = limits.handshake_timeout.as_secs_f64();
-                    ("handshake_timeout", close_code::POLICY, format!("no message within {s} s of connecting"))
-                };
-                tracing::debug!(conn = conn.0, reason, "closing");
-                service.count_rejection(reason);
-                close(&mut socket, code, why).await;
-                break;
-            }
-            // The watch guard is dropped inside: it must not live across the select's awaits.
-            _ = async { drop(closing.wait_for(|&c| c).await) } => {
-                close(&mut socket, close_code::AWAY, "server shutting down".into()).await;
-                break;
-            }
-        }
-    }
-    service.unregister(conn, ip);
-    tracing::debug!(conn = conn.0, "connection closed");
-}
-
-/// `None` (never) for a zero timeout, which turns it off.
-fn deadline_after(timeout: Duration) -> Option<tokio::time::Instant> {
-    (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout)
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]
