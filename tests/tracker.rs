@@ -738,3 +738,135 @@ async fn metrics_are_prometheus_text() {
     );
     assert!(get("seedtab_tracker_announces_per_second") >= 0.0);
 }
+
+/// Opens a WebSocket by hand and returns the socket after the 101 response.
+async fn raw_websocket(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /announce HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        timeout(WAIT, s.read_exact(&mut b)).await.unwrap().unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // The RFC 6455 example key and its answer.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    s
+}
+
+/// A client frame: masked, with the given first byte (FIN and opcode).
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut f = vec![first, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// The next server frame: (first byte, payload).
+async fn raw_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    timeout(WAIT, s.read_exact(&mut h)).await.unwrap().unwrap();
+    assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
+    let len = match h[1] & 0x7F {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).await.unwrap();
+            usize::from(u16::from_be_bytes(l))
+        }
+        127 => panic!("no frame here is that long"),
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    timeout(WAIT, s.read_exact(&mut payload))
+        .await
+        .unwrap()
+        .unwrap();
+    (h[0], payload)
+}
+
+#[tokio::test]
+async fn websocket_framing_fragments_pings_close_and_protocol_errors() {
+    let (addr, _stop) = start_tracker().await;
+    let (ih, _, _) = ids();
+
+    // A scrape split over three fragments with a ping between them: the pong comes first, then
+    // the reply to the whole message.
+    let mut s = raw_websocket(addr).await;
+    let text = scrape_json(&[ih]);
+    let (a, rest) = text.as_bytes().split_at(10);
+    let (b, c) = rest.split_at(5);
+    let mut wire = masked(0x01, a);
+    wire.extend(masked(0x89, b"are you there"));
+    wire.extend(masked(0x00, b));
+    wire.extend(masked(0x80, c));
+    s.write_all(&wire).await.unwrap();
+    assert_eq!(raw_frame(&mut s).await, (0x8A, b"are you there".to_vec()));
+    let (first, reply) = raw_frame(&mut s).await;
+    assert_eq!(first, 0x81);
+    assert!(matches!(
+        parse_tracker_message(std::str::from_utf8(&reply).unwrap())
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&reply))),
+        TrackerEvent::Scrape { .. }
+    ));
+
+    // A clean close is echoed with the client's code.
+    s.write_all(&masked(0x88, &4000u16.to_be_bytes()))
+        .await
+        .unwrap();
+    let (first, payload) = raw_frame(&mut s).await;
+    assert_eq!((first, &payload[..2]), (0x88, &4000u16.to_be_bytes()[..]));
+    wait_stat(addr, "connections", 0).await;
+
+    // An unmasked client frame breaks RFC 6455: close 1002, counted.
+    let mut s = raw_websocket(addr).await;
+    s.write_all(b"\x81\x02{}").await.unwrap();
+    let (first, payload) = raw_frame(&mut s).await;
+    assert_eq!((first, &payload[..2]), (0x88, &1002u16.to_be_bytes()[..]));
+    // Text that is not UTF-8: close 1007.
+    let mut s = raw_websocket(addr).await;
+    s.write_all(&masked(0x81, &[0xC3, 0x28])).await.unwrap();
+    let (first, payload) = raw_frame(&mut s).await;
+    assert_eq!((first, &payload[..2]), (0x88, &1007u16.to_be_bytes()[..]));
+    // A length over the limit is refused from the header alone, before any payload is sent.
+    let mut s = raw_websocket(addr).await;
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    s.write_all(&header).await.unwrap();
+    let (first, payload) = raw_frame(&mut s).await;
+    assert_eq!((first, &payload[..2]), (0x88, &1009u16.to_be_bytes()[..]));
+    wait_stat(addr, "connections", 0).await;
+    let st = stats(addr).await;
+    assert_eq!(st["rejections"]["protocol_error"], 2, "{st}");
+    assert_eq!(st["rejections"]["frame_too_big"], 1, "{st}");
+
+    // A WebSocket request of another version is refused before the upgrade.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /announce HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    timeout(WAIT, s.read_to_string(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+}
