@@ -21,8 +21,9 @@ use crate::signal::client::{
     announce_json, answer_json, parse_tracker_events, scrape_json, TrackerEvent, UNKNOWN_LEFT,
 };
 use crate::signal::msg::{
-    self, parse_client_message, AnnounceEvent, ClientMessage, OfferOut, MAX_FRAME_BYTES,
-    MAX_NUMWANT, MAX_OFFERS, MAX_SCRAPE_HASHES, MAX_SDP_BYTES, MAX_TRACKER_FRAME_BYTES,
+    self, parse_client_message, AnnounceEvent, ClientMessage, JsonStr, OfferIn, OfferOut,
+    MAX_FRAME_BYTES, MAX_NUMWANT, MAX_OFFERS, MAX_SCRAPE_HASHES, MAX_SDP_BYTES,
+    MAX_TRACKER_FRAME_BYTES,
 };
 use crate::signal::server::{ConnId, Tracker, TrackerConfig};
 use crate::wire::{
@@ -48,6 +49,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("tracker_client_msg", tracker_client_msg),
     ("tracker_server_msg", tracker_server_msg),
     ("tracker_state", tracker_state),
+    ("ws_frame", ws_frame),
 ];
 
 /// Reads fuzzer-chosen parameters from the front of an input; past the end it yields zeros, so
@@ -625,7 +627,7 @@ pub fn receipt_decode(data: &[u8]) {
 // ---- tracker protocol -------------------------------------------------------------------------
 
 /// `parse_client_message` (src/signal/msg.rs), what the tracker reads from clients; the SDP checks
-/// (`sdp_field`) are reached through it (seedtab never parses SDP itself). Accepted frames respect
+/// (`sdp_of`) are reached through it (seedtab never parses SDP itself). Accepted frames respect
 /// every limit (frame size, offers, numwant, SDP size, scrape hashes, no offers with `stopped`);
 /// what the client encoders (src/signal/client.rs) write from the parsed value parses back to it;
 /// and a refusal becomes a `failure reason` frame that clients read back with the same torrent.
@@ -650,15 +652,18 @@ pub fn tracker_client_msg(data: &[u8]) {
         }
     };
     assert!(text.len() <= MAX_FRAME_BYTES);
-    let reparse = |frame: String| {
+    fn reparse(frame: &str) -> Option<ClientMessage<'_>> {
         (frame.len() <= MAX_FRAME_BYTES)
-            .then(|| parse_client_message(&frame).expect("re-encoded frame refused"))
-    };
+            .then(|| parse_client_message(frame).expect("re-encoded frame refused"))
+    }
     match m {
         ClientMessage::Announce(a) => {
             assert!(a.offers.len() <= MAX_OFFERS);
             assert!(a.numwant.is_none_or(|n| n <= MAX_NUMWANT));
-            assert!(a.offers.iter().all(|o| o.sdp.len() <= MAX_SDP_BYTES));
+            assert!(a
+                .offers
+                .iter()
+                .all(|o| o.sdp.decode().len() <= MAX_SDP_BYTES));
             if a.event == AnnounceEvent::Stopped {
                 assert!(a.offers.is_empty() && a.offers_ignored == 0);
             }
@@ -670,9 +675,9 @@ pub fn tracker_client_msg(data: &[u8]) {
                 a.downloaded.unwrap_or(0),
                 a.left,
                 a.numwant.unwrap_or(0),
-                &a.offers,
+                &offers_out(&a.offers),
             );
-            if let Some(back) = reparse(frame) {
+            if let Some(back) = reparse(&frame) {
                 let ClientMessage::Announce(b) = back else {
                     panic!("announce re-read as {back:?}");
                 };
@@ -695,21 +700,38 @@ pub fn tracker_client_msg(data: &[u8]) {
             }
         }
         ClientMessage::Answer(a) => {
-            assert!(a.sdp.len() <= MAX_SDP_BYTES);
-            let frame = answer_json(&a.info_hash, &a.peer_id, &a.to_peer_id, &a.offer_id, &a.sdp);
-            if let Some(back) = reparse(frame) {
+            let sdp = a.sdp.decode();
+            assert!(sdp.len() <= MAX_SDP_BYTES);
+            let frame = answer_json(&a.info_hash, &a.peer_id, &a.to_peer_id, &a.offer_id, &sdp);
+            if let Some(back) = reparse(&frame) {
                 assert_eq!(back, ClientMessage::Answer(a));
             }
         }
         ClientMessage::Scrape { info_hashes } => {
             let hashes = info_hashes.clone().unwrap_or_default();
             assert!(hashes.len() <= MAX_SCRAPE_HASHES);
-            if let Some(back) = reparse(scrape_json(&hashes)) {
+            if let Some(back) = reparse(&scrape_json(&hashes)) {
                 let want = (!hashes.is_empty()).then_some(hashes);
                 assert_eq!(back, ClientMessage::Scrape { info_hashes: want });
             }
         }
     }
+}
+
+/// The client encoders' form of offers the tracker parsed.
+fn offers_out(offers: &[OfferIn<'_>]) -> Vec<OfferOut> {
+    offers
+        .iter()
+        .map(|o| OfferOut {
+            offer_id: o.offer_id,
+            sdp: o.sdp.decode(),
+        })
+        .collect()
+}
+
+/// A literal [`msg::json_string`] wrote, as the tracker's relay encoders take SDPs.
+fn literal(text: &str) -> JsonStr<'_> {
+    JsonStr::new(text).expect("json_string wrote an invalid literal")
 }
 
 /// `parse_tracker_events` (src/signal/client.rs), what clients read from trackers: one or two
@@ -740,7 +762,12 @@ pub fn tracker_server_msg(data: &[u8]) {
             sdp,
         } => {
             assert!(sdp.len() <= MAX_SDP_BYTES);
-            Some(msg::offer_relay_json(info_hash, peer_id, offer_id, sdp))
+            Some(msg::offer_relay_json(
+                info_hash,
+                peer_id,
+                offer_id,
+                literal(&msg::json_string(sdp)),
+            ))
         }
         TrackerEvent::Answer {
             info_hash,
@@ -749,7 +776,12 @@ pub fn tracker_server_msg(data: &[u8]) {
             sdp,
         } => {
             assert!(sdp.len() <= MAX_SDP_BYTES);
-            Some(msg::answer_relay_json(info_hash, peer_id, offer_id, sdp))
+            Some(msg::answer_relay_json(
+                info_hash,
+                peer_id,
+                offer_id,
+                literal(&msg::json_string(sdp)),
+            ))
         }
         TrackerEvent::AnnounceReply {
             info_hash,
@@ -896,4 +928,89 @@ pub fn tracker_state(data: &[u8]) {
         t.disconnect(ConnId(c));
     }
     assert_eq!((t.peers(), t.swarms(), t.connections()), (0, 0, 0));
+}
+
+/// `ws_frame::Decoder::feed` (src/signal/ws_frame.rs), the WebSocket frames the tracker reads:
+/// byte 0 picks a split point in the rest. Fed whole and in two parts, the same messages and the
+/// same verdict; nothing is read after a close; text is UTF-8 and every message within the limit;
+/// fragments never buffer past twice the limit. Then a masked frame carrying the input (text when
+/// it is UTF-8) reads back as exactly that payload.
+pub fn ws_frame(data: &[u8]) {
+    use crate::signal::ws_frame::Decoder;
+    const LIMIT: usize = 4096;
+    let Some((&split, stream)) = data.split_first() else {
+        return;
+    };
+    let cut = usize::from(split) * stream.len() / 255;
+    let whole = ws_messages(stream, &[stream.len()], LIMIT);
+    let parts = ws_messages(stream, &[cut, stream.len()], LIMIT);
+    assert_eq!(whole, parts, "split at {cut} changed what was read");
+
+    let payload = &stream[..stream.len().min(LIMIT)];
+    let text = std::str::from_utf8(payload).is_ok();
+    let mask = [split, split ^ 0x5A, split.wrapping_add(1), 0xC3];
+    let mut frame = vec![0x80 | if text { 1 } else { 2 }];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut seen = Vec::new();
+    let used = Decoder::new(LIMIT)
+        .feed(&mut frame, &mut |m| seen.push(format!("{m:?}")))
+        .expect("a well-formed frame within the limit");
+    assert_eq!(used, frame.len());
+    let want = match std::str::from_utf8(payload) {
+        Ok(t) => format!("{:?}", crate::signal::ws_frame::Message::Text(t)),
+        Err(_) => format!("{:?}", crate::signal::ws_frame::Message::Binary(payload)),
+    };
+    assert_eq!(seen, [want]);
+}
+
+/// Feeds `stream` to a fresh decoder in the parts ending at `cuts`, keeping what each call left
+/// unused; the messages seen (as text) and the error, if any.
+fn ws_messages(
+    stream: &[u8],
+    cuts: &[usize],
+    limit: usize,
+) -> (Vec<String>, Option<crate::signal::ws_frame::WsError>) {
+    use crate::signal::ws_frame::{Decoder, Message};
+    let mut decoder = Decoder::new(limit);
+    let mut pending = Vec::new();
+    let mut seen = Vec::new();
+    let mut closed = false;
+    let mut from = 0;
+    for &cut in cuts {
+        pending.extend_from_slice(&stream[from..cut]);
+        from = cut;
+        let result = decoder.feed(&mut pending, &mut |m| {
+            match &m {
+                Message::Text(t) => assert!(t.len() <= limit),
+                Message::Binary(b) => assert!(b.len() <= limit),
+                Message::Ping(p) => assert!(p.len() <= 125),
+                Message::Pong => {}
+                Message::Close(_) => closed = true,
+            }
+            seen.push(format!("{m:?}"));
+        });
+        assert!(
+            decoder.buffered() <= 2 * limit,
+            "fragments over the limit kept"
+        );
+        match result {
+            Ok(used) => {
+                assert!(used <= pending.len());
+                pending.drain(..used);
+            }
+            Err(e) => return (seen, Some(e)),
+        }
+        if closed {
+            break;
+        }
+    }
+    (seen, None)
 }

@@ -43,7 +43,9 @@ macro_rules! id20 {
             }
             /// The tracker protocol's form: each byte as the char with the same code point.
             pub fn to_latin1(&self) -> String {
-                self.0.iter().map(|&b| b as char).collect()
+                let mut s = String::with_capacity(40);
+                s.extend(self.0.iter().map(|&b| char::from(b)));
+                s
             }
             /// Reads the tracker protocol's form; every char must be U+0000..U+00FF.
             pub fn from_latin1(s: &str) -> Result<Self, IdError> {
@@ -121,18 +123,31 @@ fn from_hex(s: &str) -> Result<[u8; 20], IdError> {
 fn from_latin1(s: &str) -> Result<[u8; 20], IdError> {
     let mut out = [0u8; 20];
     let mut n = 0;
-    for c in s.chars() {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    // On UTF-8 bytes: U+0000..U+007F is one byte, U+0080..U+00FF two with lead 0xC2 or 0xC3.
+    while i < bytes.len() {
         if n == 20 {
             return Err(IdError::Length {
                 expected: 20,
                 found: s.chars().count(),
             });
         }
-        let code = c as u32;
-        if code > 0xFF {
-            return Err(IdError::BadChar(c));
+        let b = bytes[i];
+        match (b, bytes.get(i + 1)) {
+            (0x00..=0x7F, _) => {
+                out[n] = b;
+                i += 1;
+            }
+            (0xC2 | 0xC3, Some(&c)) => {
+                out[n] = ((b & 0x03) << 6) | (c & 0x3F);
+                i += 2;
+            }
+            _ => {
+                let c = s[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                return Err(IdError::BadChar(c));
+            }
         }
-        out[n] = code as u8;
         n += 1;
     }
     if n != 20 {
@@ -172,6 +187,38 @@ mod tests {
         assert_eq!(PeerId::from_latin1(&text).unwrap(), id);
         assert!(PeerId::from_latin1("short").is_err());
         assert!(PeerId::from_latin1(&"\u{100}".repeat(20)).is_err());
+    }
+
+    #[test]
+    fn latin1_reading_matches_char_by_char() {
+        let reference = |s: &str| -> Result<Vec<u8>, IdError> {
+            let chars: Vec<char> = s.chars().collect();
+            if let Some(&c) = chars.iter().take(20).find(|c| **c as u32 > 0xFF) {
+                return Err(IdError::BadChar(c));
+            }
+            if chars.len() != 20 {
+                return Err(IdError::Length {
+                    expected: 20,
+                    found: chars.len(),
+                });
+            }
+            Ok(chars.iter().map(|&c| c as u8).collect())
+        };
+        let mut texts: Vec<String> = (0..=255u8)
+            .map(|b| char::from(b).to_string().repeat(20))
+            .collect();
+        for extra in ["", "x", "é", "\u{100}", "😀", "\u{7ff}"] {
+            for at in [0, 5, 19, 20] {
+                let mut s: String = (0..20u8).map(|i| char::from(i * 13)).collect();
+                let cut = s.char_indices().nth(at).map_or(s.len(), |(i, _)| i);
+                s.insert_str(cut, extra);
+                texts.push(s.clone());
+                texts.push(s.chars().skip(1).collect());
+            }
+        }
+        for t in &texts {
+            assert_eq!(from_latin1(t).map(Vec::from), reference(t), "{t:?}");
+        }
     }
 
     #[test]

@@ -748,13 +748,18 @@ fn b_str(s: &str) -> String {
     s.to_string()
 }
 
+/// An SDP as the tracker relays it: the JSON literal a client sent.
+fn sdp(literal: &str) -> msg::JsonStr<'_> {
+    msg::JsonStr::new(literal).expect("not a JSON string literal")
+}
+
 fn seeds_tracker_server_msg() -> Seeds {
     let h = ih(1).to_latin1();
     let out: Vec<(String, String)> = vec![
         ("announce-reply".into(), msg::announce_reply_json(&ih(1), 120, 3, 4)),
         ("announce-reply-warning".into(), msg::announce_reply_warning_json(&ih(1), 120, 3, 4, "2 offers ignored")),
-        ("offer".into(), msg::offer_relay_json(&ih(1), &pid(2), &[7; 20], "v=0\r\noffer\r\n")),
-        ("answer".into(), msg::answer_relay_json(&ih(1), &pid(2), &[7; 20], "v=0\r\nanswer\r\n")),
+        ("offer".into(), msg::offer_relay_json(&ih(1), &pid(2), &[7; 20], sdp(r#""v=0\r\noffer\r\n""#))),
+        ("answer".into(), msg::answer_relay_json(&ih(1), &pid(2), &[7; 20], sdp(r#""v=0\r\nanswer\r\n""#))),
         ("scrape".into(), msg::scrape_reply_json(&[(ih(1), 1, 2, 3), (ih(0xe9), 0, 0, 0)], 60)),
         ("failure".into(), msg::failure_json("bad", Some(msg::Action::Announce), Some(&ih(1)))),
         ("failure-bare".into(), msg::failure_json("invalid action", None, None)),
@@ -816,6 +821,75 @@ fn seeds_tracker_state() -> Seeds {
     out
 }
 
+fn seeds_ws_frame() -> Seeds {
+    // Byte 0 picks the split point (src/fuzzing.rs `ws_frame`); the rest is what a client sends.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xFA, 0x21, 0x3D];
+        let mut f = vec![first];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+    let announce = b(r#"{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}"#);
+    let long_text = "x".repeat(300).into_bytes();
+    let mut over_limit = vec![0x81, 0x80 | 127];
+    over_limit.extend_from_slice(&(1u64 << 33).to_be_bytes());
+    let seeds: Vec<(&str, u8, Vec<u8>)> = vec![
+        ("text", 128, frame(0x81, &announce)),
+        ("text-16-bit-length", 3, frame(0x81, &long_text)),
+        ("binary", 200, frame(0x82, &[0, 1, 2, 0xFF])),
+        (
+            "fragments-around-ping",
+            100,
+            [
+                frame(0x01, b"hel"),
+                frame(0x89, b"ping"),
+                frame(0x00, b"lo "),
+                frame(0x80, b"world"),
+            ]
+            .concat(),
+        ),
+        (
+            "close-then-more",
+            250,
+            [
+                frame(0x88, &[3, 232, b'b', b'y', b'e']),
+                frame(0x81, b"after"),
+            ]
+            .concat(),
+        ),
+        (
+            "pong-and-empty-text",
+            1,
+            [frame(0x8A, b""), frame(0x81, b"")].concat(),
+        ),
+        ("over-limit-header", 5, over_limit),
+        ("unmasked", 0, vec![0x81, 0x02, b'{', b'}']),
+        ("reserved-bits", 9, frame(0xC1, b"x")),
+        ("not-utf8", 77, frame(0x81, &[0xC3, 0x28])),
+        ("continuation-alone", 33, frame(0x80, b"x")),
+        ("long-ping", 66, frame(0x89, &[1; 126])),
+    ];
+    let mut out: Seeds = seeds
+        .into_iter()
+        .map(|(name, split, bytes)| (name.to_string(), [vec![split], bytes].concat()))
+        .collect();
+    let mut rng = Rng::new(7);
+    for i in 0..4 {
+        let mut v = vec![0u8; 20 + 50 * i];
+        rng.fill(&mut v);
+        out.push((format!("random-{i}"), v));
+    }
+    out
+}
+
 /// Rewrites `fuzz/seeds/` from the generators above (each target's folder is replaced whole).
 #[test]
 #[ignore = "writes fuzz/seeds/; run deliberately after changing the generators"]
@@ -832,6 +906,7 @@ fn regenerate_seeds() {
         ("tracker_client_msg", seeds_tracker_client_msg),
         ("tracker_server_msg", seeds_tracker_server_msg),
         ("tracker_state", seeds_tracker_state),
+        ("ws_frame", seeds_ws_frame),
     ];
     assert_eq!(generators.len(), TARGETS.len());
     for (target, make) in generators {

@@ -298,7 +298,9 @@ impl AnnounceSchedule {
 mod tests {
     use super::*;
     use crate::rng::Rng;
-    use crate::signal::msg::{parse_client_message, Announce, Answer, ClientMessage};
+    use crate::signal::msg::{
+        json_string, parse_client_message, Announce, Answer, ClientMessage, JsonStr, OfferIn,
+    };
     use crate::signal::server::{ConnId, Tracker, TrackerConfig};
 
     fn ids() -> (InfoHash, PeerId, PeerId) {
@@ -330,6 +332,16 @@ mod tests {
         let ClientMessage::Announce(a) = parse_client_message(&text).unwrap() else {
             panic!("{text}")
         };
+        let literals: Vec<String> = offers.iter().map(|o| json_string(&o.sdp)).collect();
+        let offers: Vec<OfferIn> = offers
+            .iter()
+            .zip(&literals)
+            .map(|(o, l)| OfferIn {
+                offer_id: o.offer_id,
+                sdp: JsonStr::new(l).unwrap(),
+            })
+            .collect();
+        assert_eq!(a.offers[1].sdp.decode(), "v=0\r\n");
         assert_eq!(
             a,
             Announce {
@@ -388,7 +400,7 @@ mod tests {
                 peer_id: me,
                 to_peer_id: them,
                 offer_id: [0xB5; 20],
-                sdp: "v=0 answer".into()
+                sdp: JsonStr::new(r#""v=0 answer""#).unwrap()
             })
         );
     }
@@ -397,7 +409,8 @@ mod tests {
     fn scrape_forms_round_trip() {
         let (ih, _, _) = ids();
         for hashes in [vec![], vec![ih], vec![ih, InfoHash([0xFE; 20])]] {
-            let parsed = parse_client_message(&scrape_json(&hashes)).unwrap();
+            let text = scrape_json(&hashes);
+            let parsed = parse_client_message(&text).unwrap();
             let expected = if hashes.is_empty() {
                 None
             } else {
