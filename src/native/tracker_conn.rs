@@ -40,6 +40,10 @@ const READ_CHUNK: usize = MAX_FRAME_BYTES + ws_frame::MAX_HEADER;
 /// Queued frames copied into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// Pongs waiting for a client that sends pings but does not read, before more pings go
+/// unanswered.
+const MAX_CONTROL_BYTES: usize = 1024;
+
 /// How long a closing connection may take to accept its close frame.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -395,8 +399,13 @@ impl Conn<'_> {
                     Err(_) => service.reject(conn, "binary frame is not UTF-8 JSON"),
                 }
             }
-            // Pings do not count as heard: browsers answer them with the tab frozen.
-            Message::Ping(payload) => ws_frame::push_pong(control, payload),
+            // Pings do not count as heard: browsers answer them with the tab frozen. Pongs
+            // pile up only while the client does not read; past a few, answering the latest is
+            // enough (RFC 6455 §5.5.3), and the pile stays bounded.
+            Message::Ping(payload) if control.len() < MAX_CONTROL_BYTES => {
+                ws_frame::push_pong(control, payload)
+            }
+            Message::Ping(_) => {}
             Message::Pong => {}
             Message::Close(code) => closed = Some(code),
         });
@@ -515,4 +524,71 @@ impl Conn<'_> {
 /// sent; codes below 1000 and unassigned ones are invalid).
 fn is_sendable(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::signal::server::TrackerConfig;
+
+    /// Server frames in `bytes` as (first byte, payload length).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, usize)> {
+        let mut out = Vec::new();
+        while let [b0, b1, rest @ ..] = bytes {
+            let len = usize::from(*b1);
+            assert!(len < 126, "only short frames expected");
+            out.push((*b0, len));
+            bytes = &rest[len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn pongs_for_a_client_that_does_not_read_stay_bounded() {
+        let service = TrackerService::new(TrackerConfig::default());
+        // A 64-byte pipe: the client's side fills at once since it reads nothing.
+        let (client, server) = tokio::io::duplex(64);
+        let conn = tokio::spawn(run(service.clone(), server, None));
+        let (mut rd, mut wr) = tokio::io::split(client);
+        for _ in 0..10_000 {
+            wr.write_all(&[0x89, 0x80, 1, 2, 3, 4]).await.unwrap();
+        }
+        wr.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8])
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        rd.read_to_end(&mut got).await.unwrap();
+        conn.await.unwrap();
+        let frames = frames(&got);
+        let pongs = frames.iter().filter(|f| **f == (0x8A, 0)).count();
+        assert!(pongs > 0 && pongs < 1200, "{pongs} pongs for 10,000 pings");
+        assert_eq!(frames.last(), Some(&(0x88, 2)), "the close is echoed last");
+        assert_eq!(pongs + 1, frames.len());
+        assert_eq!(service.stats().connections, 0);
+    }
+
+    #[tokio::test]
+    async fn replies_reach_the_client_and_frames_queued_before_shutdown_go_first() {
+        let service = TrackerService::new(TrackerConfig::default());
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let conn = tokio::spawn(run(service.clone(), server, None));
+        let (mut rd, mut wr) = tokio::io::split(client);
+        let scrape = br#"{"action":"scrape"}"#;
+        let mut frame = vec![0x81, 0x80 | scrape.len() as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(scrape);
+        wr.write_all(&frame).await.unwrap();
+        let mut head = [0u8; 2];
+        rd.read_exact(&mut head).await.unwrap();
+        let mut reply = vec![0u8; usize::from(head[1])];
+        rd.read_exact(&mut reply).await.unwrap();
+        assert_eq!(head[0], 0x81);
+        assert!(std::str::from_utf8(&reply).unwrap().contains("\"scrape\""));
+        service.close_all();
+        let mut rest = Vec::new();
+        rd.read_to_end(&mut rest).await.unwrap();
+        conn.await.unwrap();
+        assert_eq!(rest[..4], [0x88, rest[1], 0x03, 0xE9], "close 1001");
+    }
 }
