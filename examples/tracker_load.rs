@@ -32,7 +32,20 @@
 //! figure. This one builds frames by string formatting and reads them by substring search (peer
 //! ids, offer ids and SDPs are generated so that no JSON escaping is ever needed: ids are latin-1
 //! chars without quotes/backslashes/control chars, ~half of them above U+007F as real binary ids
-//! are), one task per peer, writes batched per wake-up.
+//! are). Each peer is one task owning a plain `tokio::net::TcpStream` (TCP_NODELAY) and speaking
+//! WebSocket through the minimal client below rather than a WebSocket library: the HTTP/1.1
+//! upgrade (status 101 and `Sec-WebSocket-Accept` checked), masked client frames (RFC 6455; a
+//! fresh mask key per frame, XORed 8 bytes at a time), unmasked server frames of any length
+//! (text/binary, fragmented or not; ping answered with pong; close echoed). Per wake-up a peer
+//! reads what is there into its reusable buffer (grown only for a bigger frame), handles every
+//! complete frame in place (no per-message allocation) and writes everything that produced (its
+//! answers, a pong, in saturation its next announce) with one `write_all`. With one generator
+//! thread (the pinned default) the runtime is tokio's current-thread one: no cross-thread
+//! wake-ups. Against the tokio-tungstenite client it replaced this takes about 20-25 % less
+//! generator CPU per announce (seedtab at ~7,500 announces/s: ~70 instead of ~87 µs; the user-space
+//! part is about halved); what is left is mostly the kernel's: loopback TCP send and receive (one
+//! `recv` per wake-up, one `send` per wake-up that produced frames) and epoll sleeps and wake-ups,
+//! which fall per announce as the load rises and wake-ups find more frames waiting.
 //!
 //! The machine has 2 cores. By default (`--pin`) the tracker runs on CPU 0 and the generator on
 //! CPU 1 (`taskset`), so neither steals the other's core and a generator-bound run is visible (its
@@ -64,19 +77,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
 const MAX_PEERS: usize = 100_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections being opened (and waiting for their `started` reply) at once.
 const CONNECTS_IN_FLIGHT: usize = 200;
-/// Frames handled per wake-up before the writes are flushed.
-const DRAIN_BATCH: usize = 64;
 
 const HOLD: u8 = 0;
 const PACED: u8 = 1;
@@ -544,9 +553,94 @@ fn announce_frame(sh: &Shared, p: &PeerSpec, event: Option<&str>, rng: &mut Rng,
     buf.push_str("]}");
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+// ---------------------------------------------------------------------------------------------
+// A minimal WebSocket client (RFC 6455) on a raw TcpStream: the HTTP/1.1 upgrade, masked client
+// frames, unmasked server frames (text/binary, fragmented or not; ping answered with pong; close).
 
-async fn connect(sh: &Shared, index: usize) -> Result<Ws, String> {
+/// Largest message (or fragmented message) taken from a tracker; a bigger one closes the peer.
+const MAX_MESSAGE: usize = 16 << 20;
+/// A peer's read buffer to begin with; it grows to hold a whole frame when one is bigger.
+const READ_BUF: usize = 16 * 1024;
+/// Free room wanted in the read buffer before a read (it is compacted or grown below that).
+const MIN_READ: usize = 4 * 1024;
+/// Longest HTTP response head accepted in the handshake.
+const MAX_HEAD: usize = 8 * 1024;
+
+const OP_CONT: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (c.get(1).copied().unwrap_or(0) as u32) << 8
+            | c.get(2).copied().unwrap_or(0) as u32;
+        for i in 0..4 {
+            s.push(if i <= c.len() {
+                T[(n >> (18 - 6 * i)) as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+    }
+    s
+}
+
+/// The `Sec-WebSocket-Accept` a server must answer to `key`.
+fn ws_accept(key: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64(&h.finalize())
+}
+
+/// XORs `buf` with the 4-byte mask `key` (repeated), 8 bytes at a time.
+fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let k8 = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ k8).to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
+
+/// Appends one final, masked client frame (`key` is the mask) carrying `payload` to `out`.
+fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: u32) {
+    let n = payload.len();
+    out.reserve(n + 14);
+    out.push(0x80 | opcode);
+    if n < 126 {
+        out.push(0x80 | n as u8);
+    } else if n <= 0xFFFF {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    let key = key.to_be_bytes();
+    out.extend_from_slice(&key);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key);
+}
+
+/// Connects, sends the upgrade request for `/announce` and reads the response head: status 101
+/// and the right `Sec-WebSocket-Accept`. Returns the stream and whatever came after the head
+/// (the start of the peer's read buffer).
+async fn connect(sh: &Shared, index: usize, rng: &mut Rng) -> Result<(TcpStream, Vec<u8>), String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     if sh.source_ips > 1 {
         let ip = Ipv4Addr::new(127, 0, 0, 1 + (index % sh.source_ips as usize) as u8);
@@ -554,24 +648,283 @@ async fn connect(sh: &Shared, index: usize) -> Result<Ws, String> {
             .bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))
             .map_err(|e| e.to_string())?;
     }
-    let stream = socket
+    let mut stream = socket
         .connect(sh.tracker)
         .await
         .map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(0);
-    let url = format!("ws://{}/announce", sh.tracker);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&rng.next().to_le_bytes());
+    nonce[8..].copy_from_slice(&rng.next().to_le_bytes());
+    let key = base64(&nonce);
+    let request = format!(
+        "GET /announce HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        sh.tracker
+    );
+    stream
+        .write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(ws)
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err("handshake: response head too long".into());
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => return Err("handshake: connection closed".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("handshake: {e}")),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]);
+    let status = head.lines().next().unwrap_or("");
+    if !status.starts_with("HTTP/1.1 101") {
+        return Err(format!("handshake: {status}"));
+    }
+    let accept = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("sec-websocket-accept")
+            .then(|| v.trim())
+    });
+    if accept != Some(ws_accept(&key).as_str()) {
+        return Err(format!("handshake: bad Sec-WebSocket-Accept {accept:?}"));
+    }
+    buf.drain(..head_end);
+    Ok((stream, buf))
 }
 
 enum Step {
     Continue,
     Closed,
+}
+
+/// One peer's connection state besides the stream: the read buffer (bytes `rpos..` not parsed
+/// yet), a fragmented message being put together, and what the peer sends (`tx`).
+struct Conn {
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Length of the incomplete frame at `rpos` when known (header read), else 0.
+    need: usize,
+    frag: Vec<u8>,
+    /// Opcode of the fragmented message being assembled, 0 if none.
+    frag_op: u8,
+    tx: Tx,
+}
+
+/// The sending side: frames produced in a wake-up are appended to `out`, which goes out in one
+/// `write_all` at the end of the wake-up.
+struct Tx {
+    out: Vec<u8>,
+    /// Mask keys (a stream apart from the peer's own rng, so ids are as before).
+    mask: Rng,
+    /// Send times of announces waiting for their reply, oldest first.
+    pending: VecDeque<u64>,
+    /// Scratch for the JSON of one frame.
+    buf: String,
+}
+
+impl Tx {
+    /// Appends `buf` as a text frame.
+    fn text(&mut self) {
+        let key = self.mask.next() as u32;
+        push_frame(&mut self.out, OP_TEXT, self.buf.as_bytes(), key);
+    }
+
+    fn control(&mut self, opcode: u8, payload: &[u8]) {
+        let key = self.mask.next() as u32;
+        push_frame(&mut self.out, opcode, payload, key);
+    }
+
+    fn announce(&mut self, sh: &Shared, p: &PeerSpec, event: Option<&str>, rng: &mut Rng) {
+        announce_frame(sh, p, event, rng, &mut self.buf);
+        self.pending.push_back(sh.now_us());
+        sh.c.announces_sent.fetch_add(1, Relaxed);
+        self.text();
+    }
+
+    /// Saturation: announces until `--window` are in flight.
+    fn top_up(&mut self, sh: &Shared, p: &PeerSpec, rng: &mut Rng) {
+        while self.pending.len() < sh.window {
+            self.announce(sh, p, None, rng);
+        }
+    }
+}
+
+impl Conn {
+    /// Makes room in the read buffer: at least MIN_READ bytes free, and room for all of the
+    /// incomplete frame at `rpos`.
+    fn prepare_read(&mut self) {
+        if self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        }
+        let want = self.need.max(self.rbuf.len() - self.rpos + MIN_READ);
+        if self.rbuf.capacity() - self.rpos < want {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+            if self.rbuf.capacity() < want {
+                self.rbuf.reserve(want - self.rbuf.len());
+            }
+        }
+    }
+
+    /// Parses and handles every complete frame in the read buffer.
+    fn process(&mut self, sh: &Shared, p: &PeerSpec) -> Step {
+        self.need = 0;
+        loop {
+            let avail = &self.rbuf[self.rpos..];
+            if avail.len() < 2 {
+                return Step::Continue;
+            }
+            let (b0, b1) = (avail[0], avail[1]);
+            let (len, mut hlen) = match b1 & 0x7f {
+                126 if avail.len() >= 4 => (u16::from_be_bytes([avail[2], avail[3]]) as u64, 4),
+                127 if avail.len() >= 10 => {
+                    let mut l = [0u8; 8];
+                    l.copy_from_slice(&avail[2..10]);
+                    (u64::from_be_bytes(l), 10)
+                }
+                126 | 127 => return Step::Continue,
+                n => (n as u64, 2),
+            };
+            let masked = b1 & 0x80 != 0;
+            if masked {
+                hlen += 4;
+            }
+            if len > MAX_MESSAGE as u64 {
+                note_failure(sh, &format!("frame of {len} bytes from the tracker"));
+                return Step::Closed;
+            }
+            let total = hlen + len as usize;
+            if avail.len() < total {
+                self.need = total;
+                return Step::Continue;
+            }
+            let (start, end) = (self.rpos + hlen, self.rpos + total);
+            if masked {
+                let mut key = [0u8; 4];
+                key.copy_from_slice(&self.rbuf[start - 4..start]);
+                apply_mask(&mut self.rbuf[start..end], key);
+            }
+            self.rpos = end;
+            let fin = b0 & 0x80 != 0;
+            let op = b0 & 0x0f;
+            let step = match op {
+                OP_TEXT | OP_BINARY if self.frag_op == 0 => {
+                    if fin {
+                        handle(sh, p, &self.rbuf[start..end], &mut self.tx)
+                    } else {
+                        self.frag.clear();
+                        self.frag.extend_from_slice(&self.rbuf[start..end]);
+                        self.frag_op = op;
+                        Step::Continue
+                    }
+                }
+                OP_CONT if self.frag_op != 0 => {
+                    if self.frag.len() + (end - start) > MAX_MESSAGE {
+                        note_failure(sh, "fragmented message too long");
+                        return Step::Closed;
+                    }
+                    self.frag.extend_from_slice(&self.rbuf[start..end]);
+                    if fin {
+                        self.frag_op = 0;
+                        let msg = std::mem::take(&mut self.frag);
+                        let step = handle(sh, p, &msg, &mut self.tx);
+                        self.frag = msg;
+                        self.frag.clear();
+                        step
+                    } else {
+                        Step::Continue
+                    }
+                }
+                OP_PING => {
+                    self.tx.control(OP_PONG, &self.rbuf[start..end]);
+                    Step::Continue
+                }
+                OP_PONG => Step::Continue,
+                OP_CLOSE => {
+                    // Echo the status code, as the protocol wants; the caller writes it and ends.
+                    self.tx
+                        .control(OP_CLOSE, &self.rbuf[start..end.min(start + 2)]);
+                    Step::Closed
+                }
+                _ => {
+                    note_failure(sh, &format!("unexpected WebSocket frame (opcode {op})"));
+                    Step::Closed
+                }
+            };
+            if let Step::Closed = step {
+                return Step::Closed;
+            }
+        }
+    }
+}
+
+/// Handles one message; frames produced (answers) go to `c.out`.
+fn handle(sh: &Shared, p: &PeerSpec, msg: &[u8], c: &mut Tx) -> Step {
+    let Ok(f) = std::str::from_utf8(msg) else {
+        note_failure(sh, "a message that is not UTF-8");
+        return Step::Continue;
+    };
+    let now = sh.now_us();
+    if f.contains(r#""offer":{"#) {
+        sh.c.offers_rx.fetch_add(1, Relaxed);
+        let ots = num_after(f, "a=x-ts:").unwrap_or(now);
+        sh.relay.record(now.saturating_sub(ots));
+        let (Some(from), Some(offer_id)) = (
+            str_field(f, r#""peer_id":""#),
+            str_field(f, r#""offer_id":""#),
+        ) else {
+            note_failure(sh, &format!("unreadable offer: {}", &f[..f.len().min(200)]));
+            return Step::Continue;
+        };
+        c.buf.clear();
+        let _ = write!(
+            c.buf,
+            r#"{{"action":"announce","info_hash":"{}","peer_id":"{}","to_peer_id":"{from}","offer_id":"{offer_id}","answer":{{"type":"answer","sdp":"v=0\r\na=x-ts:{}\r\na=x-ots:{ots}\r\n{}"}}}}"#,
+            p.info_hash,
+            p.peer_id,
+            sh.now_us(),
+            sh.answer_tail
+        );
+        sh.c.answers_sent.fetch_add(1, Relaxed);
+        c.text();
+    } else if f.contains(r#""answer":{"#) {
+        sh.c.answers_rx.fetch_add(1, Relaxed);
+        if let Some(ts) = num_after(f, "a=x-ts:") {
+            sh.answer.record(now.saturating_sub(ts));
+        }
+        if let Some(ots) = num_after(f, "a=x-ots:") {
+            sh.rtt.record(now.saturating_sub(ots));
+        }
+    } else if f.contains("failure reason") {
+        sh.c.failures.fetch_add(1, Relaxed);
+        note_failure(sh, f);
+        c.pending.pop_front();
+    } else if f.contains(r#""interval""#) {
+        sh.c.replies.fetch_add(1, Relaxed);
+        if f.contains("warning message") {
+            sh.c.warnings.fetch_add(1, Relaxed);
+        }
+        if let Some(t) = c.pending.pop_front() {
+            sh.reply.record(now.saturating_sub(t));
+        }
+    }
+    Step::Continue
+}
+
+/// Writes (and empties) `out`; false if the connection is gone.
+async fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let ok = stream.write_all(out).await.is_ok();
+    out.clear();
+    ok
 }
 
 async fn run_peer(
@@ -585,45 +938,69 @@ async fn run_peer(
         sh.c.started_done.fetch_add(1, Relaxed);
         return;
     }
-    let ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect(&sh, p.index)).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            note_failure(&sh, &format!("connect: {e}"));
-            sh.c.connect_errors.fetch_add(1, Relaxed);
-            sh.c.started_done.fetch_add(1, Relaxed);
-            return;
-        }
-        Err(_) => {
-            note_failure(&sh, "connect: timed out");
-            sh.c.connect_errors.fetch_add(1, Relaxed);
-            sh.c.started_done.fetch_add(1, Relaxed);
-            return;
-        }
-    };
-    sh.c.open.fetch_add(1, Relaxed);
-    let (mut sink, mut stream) = ws.split();
     let mut rng = Rng(0x5EED ^ (p.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut buf = String::with_capacity(8 * 1024);
-    let mut pending: VecDeque<u64> = VecDeque::new();
+    let mut mask = Rng(rng.0.rotate_left(32) ^ 0x6D61_736B);
+    let (mut stream, rbuf) =
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&sh, p.index, &mut mask)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                note_failure(&sh, &format!("connect: {e}"));
+                sh.c.connect_errors.fetch_add(1, Relaxed);
+                sh.c.started_done.fetch_add(1, Relaxed);
+                return;
+            }
+            Err(_) => {
+                note_failure(&sh, "connect: timed out");
+                sh.c.connect_errors.fetch_add(1, Relaxed);
+                sh.c.started_done.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+    sh.c.open.fetch_add(1, Relaxed);
+    let mut c = Conn {
+        rbuf,
+        rpos: 0,
+        need: 0,
+        frag: Vec::new(),
+        frag_op: 0,
+        tx: Tx {
+            out: Vec::with_capacity(8 * 1024),
+            mask,
+            pending: VecDeque::new(),
+            buf: String::with_capacity(8 * 1024),
+        },
+    };
     let mut started_pending = true;
 
-    announce_frame(&sh, &p, Some("started"), &mut rng, &mut buf);
-    pending.push_back(sh.now_us());
-    let mut alive = sink.send(Message::text(buf.clone())).await.is_ok();
-    sh.c.announces_sent.fetch_add(1, Relaxed);
+    c.tx.announce(&sh, &p, Some("started"), &mut rng);
+    let mut alive = flush(&mut stream, &mut c.tx.out).await;
 
     let mut mode = *mode_rx.borrow_and_update();
     let mut interval = Duration::from_micros(sh.paced_interval_us.load(Relaxed).max(1000));
     let mut next_at = tokio::time::Instant::now() + interval;
     let started_deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    // One timer, reset only when its deadline changes.
+    let sleep = tokio::time::sleep_until(started_deadline);
+    tokio::pin!(sleep);
+    let mut armed = Some(started_deadline);
+    if alive && mode == SATURATE {
+        c.tx.top_up(&sh, &p, &mut rng);
+        alive = flush(&mut stream, &mut c.tx.out).await;
+    }
 
     while alive {
         let wake = match mode {
             PACED => Some(next_at),
-            SATURATE if pending.len() < sh.window => Some(tokio::time::Instant::now()),
             _ if started_pending => Some(started_deadline),
             _ => None,
         };
+        if wake != armed {
+            if let Some(w) = wake {
+                sleep.as_mut().reset(w);
+            }
+            armed = wake;
+        }
+        c.prepare_read();
         tokio::select! {
             biased;
             r = mode_rx.changed() => {
@@ -639,58 +1016,50 @@ async fn run_peer(
                     let offset = rng.below(interval.as_micros() as u64);
                     next_at = tokio::time::Instant::now() + Duration::from_micros(offset);
                 }
+                if mode == SATURATE {
+                    c.tx.top_up(&sh, &p, &mut rng);
+                    alive = flush(&mut stream, &mut c.tx.out).await;
+                }
             }
-            m = stream.next() => {
-                let mut msg = m;
-                let mut handled = 0;
-                loop {
-                    match handle(&sh, &p, msg, &mut pending, &mut buf, &mut sink).await {
-                        Step::Closed => {
+            r = stream.read_buf(&mut c.rbuf) => {
+                match r {
+                    Ok(n) if n > 0 => {
+                        if let Step::Closed = c.process(&sh, &p) {
                             alive = false;
-                            break;
                         }
-                        Step::Continue => {}
+                        if started_pending && c.tx.pending.is_empty() {
+                            started_pending = false;
+                            sh.c.started_done.fetch_add(1, Relaxed);
+                            permit = None;
+                        }
+                        if alive && mode == SATURATE {
+                            c.tx.top_up(&sh, &p, &mut rng);
+                        }
                     }
-                    if started_pending && pending.is_empty() {
-                        started_pending = false;
-                        sh.c.started_done.fetch_add(1, Relaxed);
-                        permit = None;
-                    }
-                    handled += 1;
-                    if handled >= DRAIN_BATCH {
-                        break;
-                    }
-                    match stream.next().now_or_never() {
-                        Some(m) => msg = m,
-                        None => break,
-                    }
+                    _ => alive = false,
                 }
-                if alive && sink.flush().await.is_err() {
+                // Everything this wake-up produced (answers, pongs, the next announce), at once.
+                if !flush(&mut stream, &mut c.tx.out).await {
                     alive = false;
                 }
             }
-            _ = sleep_until_opt(wake), if wake.is_some() => {
-                if started_pending && mode != PACED && mode != SATURATE {
-                    // The `started` reply never came: count the peer as done (failed) and go on.
-                    started_pending = false;
-                    note_failure(&sh, "no reply to started within the connect timeout");
-                    sh.c.started_done.fetch_add(1, Relaxed);
-                    permit = None;
-                    continue;
-                }
-                announce_frame(&sh, &p, None, &mut rng, &mut buf);
-                pending.push_back(sh.now_us());
-                sh.c.announces_sent.fetch_add(1, Relaxed);
-                if sink.send(Message::text(buf.clone())).await.is_err() {
-                    alive = false;
-                }
+            _ = &mut sleep, if armed.is_some() => {
+                armed = None;
                 if mode == PACED {
+                    c.tx.announce(&sh, &p, None, &mut rng);
+                    alive = flush(&mut stream, &mut c.tx.out).await;
                     next_at += interval;
                     let now = tokio::time::Instant::now();
                     if next_at + interval < now {
                         sh.c.paced_late.fetch_add(1, Relaxed);
                         next_at = now + interval;
                     }
+                } else if started_pending {
+                    // The `started` reply never came: count the peer as done (failed) and go on.
+                    started_pending = false;
+                    note_failure(&sh, "no reply to started within the connect timeout");
+                    sh.c.started_done.fetch_add(1, Relaxed);
+                    permit = None;
                 }
             }
         }
@@ -704,13 +1073,11 @@ async fn run_peer(
         sh.c.closed.fetch_add(1, Relaxed);
         note_failure(&sh, "connection closed by the tracker");
     } else {
-        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-    }
-}
-
-async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
-    if let Some(t) = t {
-        tokio::time::sleep_until(t).await;
+        // Close handshake, best effort: our close frame (1000, normal), then the FIN on drop.
+        c.tx.out.clear();
+        c.tx.control(OP_CLOSE, &1000u16.to_be_bytes());
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), flush(&mut stream, &mut c.tx.out)).await;
     }
 }
 
@@ -719,73 +1086,6 @@ fn note_failure(sh: &Shared, what: &str) {
     if f.is_none() {
         *f = Some(what.chars().take(300).collect());
     }
-}
-
-async fn handle(
-    sh: &Shared,
-    p: &PeerSpec,
-    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    pending: &mut VecDeque<u64>,
-    buf: &mut String,
-    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
-) -> Step {
-    let text = match msg {
-        Some(Ok(Message::Text(t))) => t,
-        Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-            Ok(s) => s.into(),
-            Err(_) => return Step::Continue,
-        },
-        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Step::Closed,
-        Some(Ok(_)) => return Step::Continue,
-    };
-    let f = text.as_str();
-    let now = sh.now_us();
-    if f.contains(r#""offer":{"#) {
-        sh.c.offers_rx.fetch_add(1, Relaxed);
-        let ots = num_after(f, "a=x-ts:").unwrap_or(now);
-        sh.relay.record(now.saturating_sub(ots));
-        let (Some(from), Some(offer_id)) = (
-            str_field(f, r#""peer_id":""#),
-            str_field(f, r#""offer_id":""#),
-        ) else {
-            note_failure(sh, &format!("unreadable offer: {}", &f[..f.len().min(200)]));
-            return Step::Continue;
-        };
-        buf.clear();
-        let _ = write!(
-            buf,
-            r#"{{"action":"announce","info_hash":"{}","peer_id":"{}","to_peer_id":"{from}","offer_id":"{offer_id}","answer":{{"type":"answer","sdp":"v=0\r\na=x-ts:{}\r\na=x-ots:{ots}\r\n{}"}}}}"#,
-            p.info_hash,
-            p.peer_id,
-            sh.now_us(),
-            sh.answer_tail
-        );
-        sh.c.answers_sent.fetch_add(1, Relaxed);
-        if sink.feed(Message::text(buf.clone())).await.is_err() {
-            return Step::Closed;
-        }
-    } else if f.contains(r#""answer":{"#) {
-        sh.c.answers_rx.fetch_add(1, Relaxed);
-        if let Some(ts) = num_after(f, "a=x-ts:") {
-            sh.answer.record(now.saturating_sub(ts));
-        }
-        if let Some(ots) = num_after(f, "a=x-ots:") {
-            sh.rtt.record(now.saturating_sub(ots));
-        }
-    } else if f.contains("failure reason") {
-        sh.c.failures.fetch_add(1, Relaxed);
-        note_failure(sh, f);
-        pending.pop_front();
-    } else if f.contains(r#""interval""#) {
-        sh.c.replies.fetch_add(1, Relaxed);
-        if f.contains("warning message") {
-            sh.c.warnings.fetch_add(1, Relaxed);
-        }
-        if let Some(t) = pending.pop_front() {
-            sh.reply.record(now.saturating_sub(t));
-        }
-    }
-    Step::Continue
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1431,11 +1731,19 @@ fn main() {
     } else {
         cores()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // One thread: a current-thread runtime (the peers and the phase logic on the one pinned CPU,
+    // no cross-thread wake-ups); more: a multi-thread runtime with that many workers.
+    let rt = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
     let code = rt.block_on(async_main(a, threads));
     rt.shutdown_timeout(Duration::from_secs(2));
     std::process::exit(code);
