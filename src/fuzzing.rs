@@ -949,16 +949,9 @@ pub fn ws_frame(data: &[u8]) {
     let payload = &stream[..stream.len().min(LIMIT)];
     let text = std::str::from_utf8(payload).is_ok();
     let mask = [split, split ^ 0x5A, split.wrapping_add(1), 0xC3];
-    let mut frame = vec![0x80 | if text { 1 } else { 2 }];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut frame = Vec::new();
+    let first = 0x80 | if text { 1 } else { 2 };
+    crate::signal::ws_frame::push_raw_frame(&mut frame, first, payload, Some(mask));
     let mut seen = Vec::new();
     let used = Decoder::new(LIMIT)
         .feed(&mut frame, &mut |m| seen.push(format!("{m:?}")))

@@ -19,7 +19,7 @@ use seedtab::metainfo::Metainfo;
 use seedtab::receipt;
 use seedtab::rng::Rng;
 use seedtab::signal::client::{announce_json, answer_json, scrape_json, AnnounceEvent, OfferOut};
-use seedtab::signal::msg;
+use seedtab::signal::{msg, ws_frame};
 use seedtab::wire::{
     BlockRef, ExtendedHandshake, Handshake, Message, MetadataMsg, RewardFields, HANDSHAKE_LEN,
 };
@@ -824,17 +824,8 @@ fn seeds_tracker_state() -> Seeds {
 fn seeds_ws_frame() -> Seeds {
     // Byte 0 picks the split point (src/fuzzing.rs `ws_frame`); the rest is what a client sends.
     fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xFA, 0x21, 0x3D];
-        let mut f = vec![first];
-        match payload.len() {
-            n if n < 126 => f.push(0x80 | n as u8),
-            n => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut f = Vec::new();
+        ws_frame::push_raw_frame(&mut f, first, payload, Some([0x37, 0xFA, 0x21, 0x3D]));
         f
     }
     let announce = b(r#"{"action":"scrape","info_hash":"aaaaaaaaaaaaaaaaaaaa"}"#);

@@ -18,6 +18,7 @@ use seedtab::signal::client::{
 };
 use seedtab::signal::msg::MAX_FRAME_BYTES;
 use seedtab::signal::server::TrackerConfig;
+use seedtab::signal::ws_frame;
 use seedtab::testdir::TempDir;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -766,11 +767,8 @@ async fn raw_websocket(addr: SocketAddr) -> TcpStream {
 
 /// A client frame: masked, with the given first byte (FIN and opcode).
 fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut f = vec![first, 0x80 | payload.len() as u8];
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut f = Vec::new();
+    ws_frame::push_raw_frame(&mut f, first, payload, Some([0x12, 0x34, 0x56, 0x78]));
     f
 }
 

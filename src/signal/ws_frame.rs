@@ -284,20 +284,34 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// Appends a server → client frame (unmasked, final) carrying `payload` to `out`.
-fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    out.push(0x80 | opcode);
+/// Appends a frame whose first byte is `first` (FIN bit and opcode) carrying `payload`: masked
+/// with `mask` as a client must send it (RFC 6455 §5.3), or unmasked as a server does. The
+/// tracker writes only unmasked ones; tests, fuzz seeds and load generators write the others.
+pub fn push_raw_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: Option<[u8; 4]>) {
+    out.push(first);
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let len = payload.len();
     if len < 126 {
-        out.push(len as u8);
+        out.push(mask_bit | len as u8);
     } else if len <= usize::from(u16::MAX) {
-        out.push(126);
+        out.push(mask_bit | 126);
         out.extend_from_slice(&(len as u16).to_be_bytes());
     } else {
-        out.push(127);
+        out.push(mask_bit | 127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
+    match mask {
+        None => out.extend_from_slice(payload),
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+    }
+}
+
+/// Appends a server → client frame (unmasked, final).
+fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    push_raw_frame(out, 0x80 | opcode, payload, None);
 }
 
 /// Appends a text frame.
@@ -359,19 +373,9 @@ mod tests {
 
     /// A client frame as browsers send it: final, masked.
     fn client_frame(opcode: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-        let len = payload.len();
-        if len < 126 {
-            out.push(0x80 | len as u8);
-        } else if len <= 0xFFFF {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut out = Vec::new();
+        let first = if fin { 0x80 } else { 0 } | opcode;
+        push_raw_frame(&mut out, first, payload, Some(mask));
         out
     }
 
