@@ -626,7 +626,7 @@ pub fn receipt_decode(data: &[u8]) {
 
 // ---- tracker protocol -------------------------------------------------------------------------
 
-/// `parse_client_message` (src/signal/msg.rs), what the tracker reads from clients; the SDP checks
+/// `parse_client_message` (src/signal/msg/), what the tracker reads from clients; the SDP checks
 /// (`sdp_of`) are reached through it (seedtab never parses SDP itself). Accepted frames respect
 /// every limit (frame size, offers, numwant, SDP size, scrape hashes, no offers with `stopped`);
 /// what the client encoders (src/signal/client.rs) write from the parsed value parses back to it;
@@ -736,7 +736,7 @@ fn literal(text: &str) -> JsonStr<'_> {
 
 /// `parse_tracker_events` (src/signal/client.rs), what clients read from trackers: one or two
 /// events (a warning first, then the reply), a failure alone, SDPs within the limit; and what the
-/// tracker's own encoders (src/signal/msg.rs) write for the event parses back to it.
+/// tracker's own encoders (src/signal/msg/writer.rs) write for the event parses back to it.
 pub fn tracker_server_msg(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
