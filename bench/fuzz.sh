@@ -52,6 +52,13 @@ else
   targets=("$target")
 fi
 
+# Several targets: build them all in one cargo call (both cores, one link phase) rather than one
+# by one inside `fuzz run`, which then finds them built.
+if [ "${#targets[@]}" -gt 1 ]; then
+  echo "==== fuzz: building ${#targets[@]} targets ===="
+  fuzz build
+fi
+
 log="$(mktemp -t seedtab-fuzz.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 status=0

@@ -86,7 +86,7 @@ section "clippy (wasm32)" - cargo clippy --target wasm32-unknown-unknown --all-t
 section "cargo test" cargo cargo test --features native --no-fail-fast
 # Every fuzz target for a few seconds from its committed seeds (the seeds themselves are replayed
 # by tests/fuzz_seeds.rs above); long runs: bash bench/fuzz.sh all 600.
-section "fuzz (short)" - bash bench/fuzz.sh short 5
+section "fuzz (short)" - bash bench/fuzz.sh short 3
 
 build_ok=1
 section "build" - bash scripts/build.sh || true
