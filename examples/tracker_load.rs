@@ -77,6 +77,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use seedtab::signal::ws_frame;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -573,68 +574,9 @@ const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (c.get(1).copied().unwrap_or(0) as u32) << 8
-            | c.get(2).copied().unwrap_or(0) as u32;
-        for i in 0..4 {
-            s.push(if i <= c.len() {
-                T[(n >> (18 - 6 * i)) as usize & 63] as char
-            } else {
-                '='
-            });
-        }
-    }
-    s
-}
-
-/// The `Sec-WebSocket-Accept` a server must answer to `key`.
-fn ws_accept(key: &str) -> String {
-    use sha1::{Digest, Sha1};
-    let mut h = Sha1::new();
-    h.update(key.as_bytes());
-    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    base64(&h.finalize())
-}
-
-/// XORs `buf` with the 4-byte mask `key` (repeated), 8 bytes at a time.
-fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
-    let k8 = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ k8).to_ne_bytes());
-    }
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i & 3];
-    }
-}
-
 /// Appends one final, masked client frame (`key` is the mask) carrying `payload` to `out`.
 fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: u32) {
-    let n = payload.len();
-    out.reserve(n + 14);
-    out.push(0x80 | opcode);
-    if n < 126 {
-        out.push(0x80 | n as u8);
-    } else if n <= 0xFFFF {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    let key = key.to_be_bytes();
-    out.extend_from_slice(&key);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    apply_mask(&mut out[start..], key);
+    ws_frame::push_raw_frame(out, 0x80 | opcode, payload, Some(key.to_be_bytes()));
 }
 
 /// Connects, sends the upgrade request for `/announce` and reads the response head: status 101
@@ -656,7 +598,7 @@ async fn connect(sh: &Shared, index: usize, rng: &mut Rng) -> Result<(TcpStream,
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&rng.next().to_le_bytes());
     nonce[8..].copy_from_slice(&rng.next().to_le_bytes());
-    let key = base64(&nonce);
+    let key = ws_frame::client_key(&nonce);
     let request = format!(
         "GET /announce HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
         sh.tracker
@@ -690,7 +632,7 @@ async fn connect(sh: &Shared, index: usize, rng: &mut Rng) -> Result<(TcpStream,
             .eq_ignore_ascii_case("sec-websocket-accept")
             .then(|| v.trim())
     });
-    if accept != Some(ws_accept(&key).as_str()) {
+    if accept != Some(ws_frame::accept_key(key.as_bytes()).as_str()) {
         return Err(format!("handshake: bad Sec-WebSocket-Accept {accept:?}"));
     }
     buf.drain(..head_end);
@@ -808,7 +750,7 @@ impl Conn {
             if masked {
                 let mut key = [0u8; 4];
                 key.copy_from_slice(&self.rbuf[start - 4..start]);
-                apply_mask(&mut self.rbuf[start..end], key);
+                ws_frame::apply_mask(&mut self.rbuf[start..end], key);
             }
             self.rpos = end;
             let fin = b0 & 0x80 != 0;

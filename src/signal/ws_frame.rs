@@ -111,7 +111,7 @@ impl Decoder {
         while let Some((header, frame_len)) = self.header(&buf[at..])? {
             let start = at + header.payload_at;
             let payload = &mut buf[start..at + frame_len];
-            unmask(payload, header.mask);
+            apply_mask(payload, header.mask);
             at += frame_len;
             let payload = &buf[start..at];
             let closed = self.frame(header.fin, header.opcode, payload, on)?;
@@ -267,8 +267,9 @@ struct Header {
     payload_at: usize,
 }
 
-/// XORs the payload with the mask, eight bytes at a time where it can.
-fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+/// XORs `payload` with the 4-byte `mask` repeated (masking and unmasking are the same), eight
+/// bytes at a time where it can.
+pub fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
     let wide = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);
@@ -300,12 +301,13 @@ pub fn push_raw_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: Option
         out.push(mask_bit | 127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    match mask {
-        None => out.extend_from_slice(payload),
-        Some(m) => {
-            out.extend_from_slice(&m);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
-        }
+    if let Some(m) = mask {
+        out.extend_from_slice(&m);
+    }
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(m) = mask {
+        apply_mask(&mut out[start..], m);
     }
 }
 
@@ -347,6 +349,11 @@ pub fn accept_key(client_key: &[u8]) -> String {
     sha.update(client_key);
     sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64(&sha.finalize())
+}
+
+/// A client's `Sec-WebSocket-Key` for 16 random bytes (RFC 6455 §4.1).
+pub fn client_key(nonce: &[u8; 16]) -> String {
+    base64(nonce)
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -550,7 +557,7 @@ mod tests {
             let original: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
             let mask = [0xA1, 0x02, 0x7F, 0xEE];
             let mut fast = original.clone();
-            unmask(&mut fast, mask);
+            apply_mask(&mut fast, mask);
             let slow: Vec<u8> = original
                 .iter()
                 .enumerate()
