@@ -2,10 +2,10 @@
 //! to WebSockets (one small task per connection, in [`super::tracker_conn`]), feeding text frames
 //! to the sans-IO [`Tracker`](crate::signal::server::Tracker) and delivering the frames it
 //! returns to each connection's bounded [`Outbox`]. Also `GET /stats` (JSON, or HTML for
-//! browsers), `GET /metrics` (Prometheus), a periodic expiry task, and the limits that need sockets or clocks
-//! ([`ConnLimits`]: connections per IP, handshake and idle timeouts). With `--redis`, several
-//! instances share swarms through [`super::tracker_redis`], which reaches the tracker only
-//! through the `cluster` hooks here.
+//! browsers), `GET /metrics` (Prometheus), a periodic expiry task, and the limits that need
+//! sockets or clocks ([`ConnLimits`]: connections per IP, handshake and idle timeouts). With
+//! `--redis`, several instances share swarms through [`super::tracker_redis`], which reaches the
+//! tracker only through the `cluster` hooks here.
 //!
 //! No protocol logic here; and no `.await` while the tracker lock is held (frames for other
 //! connections are only queued, so a slow reader can never stall the tracker). Nothing a client
